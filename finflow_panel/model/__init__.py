@@ -1,0 +1,15 @@
+"""Domain model: portfolios, valuation and analytics (numpy/pandas, no panel/bokeh)."""
+
+from __future__ import annotations
+
+from .market import simulate
+from .portfolio import HOLDING_COLUMNS, VALUATION_COLUMNS, Holding, Portfolio, PortfolioError
+
+__all__ = [
+    "HOLDING_COLUMNS",
+    "VALUATION_COLUMNS",
+    "Holding",
+    "Portfolio",
+    "PortfolioError",
+    "simulate",
+]

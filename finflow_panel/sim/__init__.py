@@ -1,0 +1,7 @@
+"""Market simulation in pure numpy: the bottom layer of finflow_panel."""
+
+from __future__ import annotations
+
+from .random_walk import TRADING_DAY, RandomWalk, correlation_factor
+
+__all__ = ["TRADING_DAY", "RandomWalk", "correlation_factor"]
