@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/finflow-panel simulate --steps 10 --seed 1
+	$(BIN)/finflow-panel serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,9 +16,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Holding",
+    "LiveDashboard",
     "Portfolio",
     "PortfolioError",
     "RandomWalk",
+    "SharedFeed",
+    "TickBatch",
     "__version__",
     "simulate",
 ]

@@ -98,7 +98,103 @@ def build_parser() -> argparse.ArgumentParser:
         help="output file, .csv or .parquet (default: CSV on standard output)",
     )
     sim.set_defaults(handler=_simulate)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the live portfolio dashboard",
+        description=(
+            "Serve the live dashboard at /portfolio (home page at /) on Bokeh's Tornado "
+            "server. One simulated market per process, shared by every browser session. "
+            "Works offline: every resource comes from this server."
+        ),
+    )
+    serve.add_argument("--port", type=_port, default=5006, help="port to listen on (5006)")
+    serve.add_argument("--address", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument(
+        "--portfolio", type=Path, metavar="FILE", help="portfolio CSV (default: the sample)"
+    )
+    serve.add_argument(
+        "--tick", type=_seconds(0.01, 3600), default=1.0, help="seconds between market ticks (1)"
+    )
+    serve.add_argument(
+        "--interval",
+        type=_seconds(0.1, 60),
+        default=5.0,
+        help="default seconds between updates to a browser, 0.1-60 (5)",
+    )
+    serve.add_argument(
+        "--history", type=_positive_int, default=2000, help="ticks kept and charted (2000)"
+    )
+    serve.add_argument("--seed", type=_non_negative_int, help="random seed of the market")
+    serve.add_argument(
+        "--always-on", action="store_true", help="tick even when no browser is connected"
+    )
+    serve.add_argument("--show", action="store_true", help="open the dashboard in a browser")
+    serve.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="accept websocket connections from this origin (repeatable)",
+    )
+    serve.add_argument(
+        "--session-lifetime",
+        type=_seconds(0.1, 3600),
+        default=15.0,
+        help="seconds before a closed session is cleaned up (15)",
+    )
+    serve.set_defaults(handler=_serve)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
+
+
+def _seconds(low: float, high: float):
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} s, got {text}")
+        return value
+
+    return parse
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .model import Portfolio
+
+    if args.portfolio is not None:
+        try:
+            Portfolio.from_csv(args.portfolio)
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
+    from .app import ServeConfig, serve
+
+    config = ServeConfig(
+        portfolio=str(args.portfolio) if args.portfolio else None,
+        tick=args.tick,
+        interval=args.interval,
+        history=args.history,
+        seed=args.seed,
+        always_on=args.always_on,
+    )
+    url = f"http://{args.address}:{args.port}/portfolio"
+    print(f"finflow-panel: serving the live dashboard at {url}", flush=True)
+    serve(
+        config,
+        port=args.port,
+        address=args.address,
+        show=args.show,
+        allow_websocket_origin=args.allow_websocket_origin,
+        session_lifetime=args.session_lifetime,
+    )
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:

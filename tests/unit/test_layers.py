@@ -44,7 +44,11 @@ def _imported_roots(package: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     ("package", "allowed"),
-    [("sim", {"numpy"}), ("model", {"numpy", "pandas", "param"})],
+    [
+        ("sim", {"numpy"}),
+        ("model", {"numpy", "pandas", "param"}),
+        ("feed", {"numpy", "param", "tornado"}),
+    ],
 )
 def test_layer_sources_import_only_what_their_layer_allows(package, allowed):
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
@@ -56,9 +60,12 @@ def test_exported_members():
     assert sorted(finflow_panel.__all__) == sorted(
         [
             "Holding",
+            "LiveDashboard",
             "Portfolio",
             "PortfolioError",
             "RandomWalk",
+            "SharedFeed",
+            "TickBatch",
             "__version__",
             "simulate",
         ]

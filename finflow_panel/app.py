@@ -1,0 +1,195 @@
+"""The web app: ``finflow-panel serve`` or ``panel serve finflow_panel/app.py``.
+
+Under ``panel serve`` this file runs afresh for every session, so the shared feed lives
+in `SharedFeed.for_process` (an imported module) and the options come from environment
+variables: FINFLOW_PORTFOLIO, FINFLOW_TICK, FINFLOW_INTERVAL, FINFLOW_HISTORY,
+FINFLOW_SEED, FINFLOW_ALWAYS_ON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import panel as pn
+from tornado.web import RequestHandler
+
+from finflow_panel.feed import SharedFeed
+from finflow_panel.model import Portfolio
+from finflow_panel.ui import LiveDashboard
+
+__all__ = ["ServeConfig", "build_dashboard", "index_page", "process_feed", "serve"]
+
+DASHBOARD_ROUTE = "portfolio"
+#: Backdated ticks a new market starts with, so the first visitor sees a chart at once.
+WARMUP_TICKS = 120
+#: Each live tick simulates one trading minute (252 days x 390 minutes a year): moves
+#: small enough to look like a market, large enough to see.
+LIVE_DT = 1.0 / (252 * 390)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Options of the app, validated before any server starts."""
+
+    portfolio: str | None = None
+    tick: float = 1.0
+    interval: float = 5.0
+    history: int = 2000
+    seed: int | None = None
+    always_on: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.01 <= self.tick <= 3600:
+            raise ValueError(f"tick must be between 0.01 and 3600 seconds, got {self.tick}")
+        if not 0.1 <= self.interval <= 60:
+            raise ValueError(f"interval must be between 0.1 and 60 seconds, got {self.interval}")
+        if self.history < 1:
+            raise ValueError(f"history must be at least 1 tick, got {self.history}")
+        if self.seed is not None and self.seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> ServeConfig:
+        """Read FINFLOW_* environment variables (for ``panel serve``)."""
+
+        def number(name, kind, default):
+            text = environ.get(name)
+            if text in (None, ""):
+                return default
+            try:
+                return kind(text)
+            except ValueError:
+                raise ValueError(f"{name}={text!r} is not a valid {kind.__name__}") from None
+
+        return cls(
+            portfolio=environ.get("FINFLOW_PORTFOLIO") or None,
+            tick=number("FINFLOW_TICK", float, 1.0),
+            interval=number("FINFLOW_INTERVAL", float, 5.0),
+            history=number("FINFLOW_HISTORY", int, 2000),
+            seed=number("FINFLOW_SEED", int, None),
+            always_on=environ.get("FINFLOW_ALWAYS_ON", "").lower() in ("1", "true", "yes"),
+        )
+
+    def load_portfolio(self) -> Portfolio:
+        return Portfolio.from_csv(self.portfolio) if self.portfolio else Portfolio.sample()
+
+
+def process_feed(config: ServeConfig) -> SharedFeed:
+    """The one market of this process for ``config``; started once, shared by sessions."""
+    portfolio_path = str(Path(config.portfolio).resolve()) if config.portfolio else None
+    key = ("finflow_panel.app", portfolio_path, config.tick, config.history, config.seed)
+
+    def make() -> SharedFeed:
+        walk = config.load_portfolio().random_walk(seed=config.seed, dt=LIVE_DT)
+        feed = SharedFeed(walk, tick=config.tick, history=config.history)
+        feed.advance(min(WARMUP_TICKS, config.history))
+        feed.always_on = config.always_on
+        return feed
+
+    return SharedFeed.for_process(key, make)
+
+
+def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
+    """One session's page: the dashboard in a template that loads nothing from outside."""
+    feed = process_feed(config)
+    dashboard = LiveDashboard(
+        portfolio=config.load_portfolio(), feed=feed, interval=config.interval
+    )
+    template = pn.template.BootstrapTemplate(
+        title="FinFlow",
+        header_background="#1e3a8a",
+        main=[dashboard],
+    )
+    return template
+
+
+def index_page() -> pn.viewable.Viewable:
+    """The home page, linking to the dashboard (as the original site did)."""
+    return pn.template.BootstrapTemplate(
+        title="FinFlow",
+        header_background="#1e3a8a",
+        main=[
+            pn.pane.Markdown(
+                "## Welcome to FinFlow\n\n"
+                "A simulated market, streamed live to every visitor.\n\n"
+                f'<a href="./{DASHBOARD_ROUTE}" id="dashboard-link">Open the live '
+                "portfolio dashboard &rarr;</a>"
+            )
+        ],
+    )
+
+
+class FeedStatusHandler(RequestHandler):
+    """``GET /api/feed``: the shared feed's state as JSON, for monitoring and tests."""
+
+    def initialize(self, config: ServeConfig) -> None:
+        self.config = config
+
+    def get(self) -> None:
+        feed = process_feed(self.config)
+        # ru_maxrss is the peak; the current RSS comes from /proc where available.
+        rss = _current_rss()
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(
+            json.dumps(
+                {
+                    "symbols": list(feed.symbols),
+                    "last_seq": feed.last_seq,
+                    "subscribers": feed.subscriber_count,
+                    "timer_running": feed.running,
+                    "tick": feed.tick,
+                    "tick_rate": feed.tick_rate,
+                    "rss_bytes": rss,
+                    "config": asdict(self.config),
+                }
+            )
+        )
+
+
+def _current_rss() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def serve(
+    config: ServeConfig,
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    show: bool = False,
+    allow_websocket_origin: list[str] | None = None,
+    session_lifetime: float = 15.0,
+    **kwargs,
+):
+    """Start Bokeh's Tornado server through Panel and block until it stops."""
+    origins = list(allow_websocket_origin or [])
+    if not origins:
+        origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    milliseconds = max(100, int(session_lifetime * 1000))
+
+    def dashboard_app() -> pn.viewable.Viewable:
+        return build_dashboard(config)
+
+    return pn.serve(
+        {DASHBOARD_ROUTE: dashboard_app, "/": index_page},
+        port=port,
+        address=address,
+        show=show,
+        websocket_origin=origins,
+        title="FinFlow",
+        extra_patterns=[(r"/api/feed", FeedStatusHandler, {"config": config})],
+        unused_session_lifetime_milliseconds=milliseconds,
+        check_unused_sessions_milliseconds=milliseconds,
+        **kwargs,
+    )
+
+
+if pn.state.served:
+    build_dashboard(ServeConfig.from_env()).servable(title="FinFlow")

@@ -1,0 +1,204 @@
+"""The live clock: one shared market per process, fanned out to subscribers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Protocol
+
+import numpy as np
+import param
+
+from ..sim import RandomWalk
+from .ring import TickBatch, TickRing
+
+__all__ = ["SharedFeed", "Subscriber"]
+
+log = logging.getLogger(__name__)
+
+_DAY_MS = 86_400_000
+
+
+class Subscriber(Protocol):
+    """Anything with ``on_tick(feed)``; called on the feed's event loop after each tick."""
+
+    def on_tick(self, feed: SharedFeed) -> None: ...
+
+
+class SharedFeed(param.Parameterized):
+    """A ticking market shared by every session of a process.
+
+    Each tick is one vectorized `RandomWalk.step` for all symbols, timestamped in epoch
+    milliseconds, numbered with a sequence number and kept in a ring buffer of the last
+    ``history`` ticks. Subscribers are told after each tick and read what they need with
+    `since`; the feed never touches a Bokeh Document.
+
+    The timer is a Tornado ``PeriodicCallback`` on the event loop that is current when
+    the feed starts (Bokeh's server loop, or the Jupyter kernel's). It runs while at least
+    one subscriber exists, or always with ``always_on``; with ``manual=True`` there is
+    no timer at all and tests drive ticks with `advance`.
+
+    Parameters
+    ----------
+    walk : RandomWalk
+        The market model; its symbols are the feed's symbols.
+    """
+
+    tick = param.Number(
+        default=1.0, bounds=(0.01, 3600.0), doc="Seconds between ticks of the market clock."
+    )
+    history = param.Integer(
+        default=2000, bounds=(1, 10_000_000), constant=True, doc="Ticks kept in the ring buffer."
+    )
+    always_on = param.Boolean(default=False, doc="Tick even when nobody is subscribed.")
+    paused = param.Boolean(default=False, doc="Stop the market clock (subscribers stay).")
+    manual = param.Boolean(
+        default=False, constant=True, doc="No timer: ticks happen only through advance()."
+    )
+
+    def __init__(self, walk: RandomWalk, **params) -> None:
+        super().__init__(**params)
+        self.walk = walk
+        self.symbols = walk.symbols
+        self._ring = TickRing(walk.symbols, self.history)
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self._timer = None
+        self._open_prices = walk.prices
+        self._open_day: int | None = None
+        self.param.watch(self._reschedule, ["tick", "paused", "always_on"])
+        if self.always_on:
+            self.start()
+
+    def __repr__(self) -> str:
+        return (
+            f"SharedFeed({len(self.symbols)} symbols, tick={self.tick}s, "
+            f"last_seq={self.last_seq}, subscribers={self.subscriber_count})"
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest tick, -1 before the first."""
+        return self._ring.last_seq
+
+    def since(self, seq: int) -> TickBatch:
+        """Every held tick after sequence number ``seq``."""
+        return self._ring.since(seq)
+
+    def latest(self, n: int) -> TickBatch:
+        """The newest ``n`` ticks (fewer if fewer exist)."""
+        return self._ring.since(-1, limit=n)
+
+    @property
+    def prices(self) -> np.ndarray:
+        """The newest price of each symbol."""
+        return self.walk.prices
+
+    @property
+    def open_prices(self) -> np.ndarray:
+        """Prices at the start of the current (UTC) day, or at the feed's start."""
+        return self._open_prices.copy()
+
+    @property
+    def tick_rate(self) -> float:
+        """Measured ticks per second over the newest ticks (0 before two ticks)."""
+        recent = self.latest(20).time
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return 0.0
+        return (len(recent) - 1) * 1000.0 / float(recent[-1] - recent[0])
+
+    # -- ticking ----------------------------------------------------------------------------
+
+    def advance(self, n: int = 1, now_ms: float | None = None) -> TickBatch:
+        """Generate ``n`` ticks ending at ``now_ms`` (default: now) and notify subscribers."""
+        now_ms = time.time() * 1000.0 if now_ms is None else float(now_ms)
+        with self._lock:
+            first = self.last_seq
+            prices = self.walk.step(n)
+            times = now_ms - self.tick * 1000.0 * np.arange(n - 1, -1, -1)
+            day = int(now_ms // _DAY_MS)
+            if self._open_day is None:
+                self._open_day = day
+            elif day != self._open_day:
+                self._open_day = day
+                self._open_prices = prices[0].copy()
+            self._ring.append(times, prices)
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber.on_tick(self)
+            except Exception:  # one broken session must not stop the market
+                log.exception("subscriber %r failed on tick %d", subscriber, self.last_seq)
+        return self._ring.since(first)
+
+    @property
+    def running(self) -> bool:
+        """Whether the timer is installed and ticking."""
+        return self._timer is not None
+
+    def start(self) -> None:
+        """Install the timer on the current event loop (no-op if manual, paused or running)."""
+        if self.manual or self.paused or self._timer is not None:
+            return
+        from tornado.ioloop import PeriodicCallback
+
+        self._timer = PeriodicCallback(self._on_timer, self.tick * 1000.0)
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Remove the timer; the ring buffer and subscribers stay."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.stop()
+
+    def _on_timer(self) -> None:
+        self.advance(1)
+
+    def _wanted(self) -> bool:
+        return not self.paused and (self.always_on or bool(self._subscribers))
+
+    def _reschedule(self, *_events) -> None:
+        self.stop()
+        if self._wanted():
+            self.start()
+
+    # -- subscribers ------------------------------------------------------------------------
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber and start the clock if needed; returns the unsubscribe call."""
+        self._subscribers.append(subscriber)
+        if self._wanted():
+            self.start()
+        return lambda: self.unsubscribe(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Remove a subscriber (idempotent); the clock stops when nobody is left."""
+        try:
+            self._subscribers.remove(subscriber)
+        except ValueError:
+            return
+        if not self._wanted():
+            self.stop()
+
+    # -- one feed per process ---------------------------------------------------------------
+
+    _process_feeds: dict[Hashable, SharedFeed] = {}
+
+    @classmethod
+    def for_process(cls, key: Hashable, factory: Callable[[], SharedFeed]) -> SharedFeed:
+        """The process-wide feed for ``key``, made by ``factory`` on first use.
+
+        ``panel serve`` runs an app script afresh for every session; the feed lives here,
+        in an imported module, so all sessions of a process share one market.
+        """
+        feed = cls._process_feeds.get(key)
+        if feed is None:
+            feed = cls._process_feeds[key] = factory()
+        return feed

@@ -1,0 +1,311 @@
+"""The live portfolio dashboard: one per browser session (or notebook output)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource
+
+from ..feed import SharedFeed, TickBatch
+from ..model import Portfolio
+from .charts import holdings_table, portfolio_figure, prices_figure, shared_x_range
+from .components import ConnectionStatus, KpiCards
+
+__all__ = ["LiveDashboard"]
+
+log = logging.getLogger(__name__)
+
+#: Column names the chart source always has; monitoring tools read ``time`` and ``seq``.
+RESERVED_COLUMNS = ("time", "seq", "total_value")
+# A session whose websocket still has this much unsent data skips a turn: it gets one
+# bigger batch later instead of an ever-growing queue in server memory.
+_MAX_WRITE_BACKLOG = 4 * 1024 * 1024
+UP, DOWN, FLAT = "#15803d", "#b91c1c", "#374151"
+
+
+def _release(unsubscribe, session_context) -> None:
+    # Runs after Bokeh has destroyed the session (module globals of an app script may
+    # already be cleared), so everything it needs is bound here.
+    unsubscribe()
+
+
+class LiveDashboard(pn.viewable.Viewer):
+    """A live view of a portfolio on a ticking market.
+
+    Each dashboard owns its Bokeh models (a Bokeh model belongs to one Document), and
+    subscribes to a `SharedFeed` shared with every other session. On a tick that is due
+    under ``interval`` it streams *all* ticks since its last update in one
+    ``ColumnDataSource.stream`` (with rollover) and patches the holdings table, inside
+    one ``pn.io.hold``: one PATCH-DOC message per update.
+
+    Parameters
+    ----------
+    portfolio : Portfolio
+        Holdings to value (default: the sample portfolio).
+    feed : SharedFeed
+        The market (default: a private feed on the portfolio's own random walk).
+    """
+
+    portfolio = param.ClassSelector(class_=Portfolio, doc="The holdings shown.")
+    feed = param.ClassSelector(class_=SharedFeed, doc="The market this view follows.")
+    interval = param.Number(
+        default=5.0,
+        bounds=(0.1, 60.0),
+        doc="Seconds between updates sent to this view (every tick is still delivered).",
+    )
+    running = param.Boolean(default=True, doc="Whether this view receives live updates.")
+    rollover = param.Integer(
+        default=None, allow_None=True, bounds=(1, None), doc="Rows kept (default feed.history)."
+    )
+    title = param.String(default="FinFlow \u00b7 live portfolio", doc="Heading.")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        if self.portfolio is None:
+            self.portfolio = Portfolio.sample()
+        if self.feed is None:
+            self.feed = SharedFeed(self.portfolio.random_walk(), tick=1.0)
+        symbols = self.portfolio.symbols
+        unknown = [s for s in symbols if s not in self.feed.symbols]
+        if unknown:
+            raise ValueError(
+                f"unknown symbol(s) {', '.join(unknown)}: the feed quotes only "
+                f"{', '.join(self.feed.symbols)}"
+            )
+        clash = [s for s in symbols if s in RESERVED_COLUMNS]
+        if clash:
+            raise ValueError(f"symbol(s) {', '.join(clash)} clash with the chart's own columns")
+        if self.rollover is None:
+            self.rollover = self.feed.history
+        self._columns = np.array([self.feed.symbols.index(s) for s in symbols])
+        self._quantities = self.portfolio.quantities
+
+        self._doc = None
+        self._server = False
+        self._unsubscribe = None
+        self._pending = False
+        self._next_due = 0.0
+        self._last_seq = -1
+        self.stats = {
+            "ticks_received": 0,
+            "messages_sent": 0,
+            "rows_streamed": 0,
+            "ticks_missed": 0,
+            "latency_ms": float("nan"),
+        }
+
+        self.source = ColumnDataSource(self._stream_columns(self.feed.latest(self.rollover)))
+        self._last_seq = self.feed.last_seq
+        self.table = holdings_table(pd.DataFrame(self._table_columns()))
+        self._kpis = KpiCards(sizing_mode="stretch_width", margin=(5, 10))
+        self._update_kpis()
+        self._status = ConnectionStatus(margin=(12, 10))
+        self._diagnostics = pn.pane.HTML(self._diagnostics_html(), sizing_mode="stretch_width")
+        self._layout = self._build_layout()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build_layout(self) -> pn.viewable.Viewable:
+        x_range = shared_x_range()
+        value_fig = portfolio_figure(self.source, x_range)
+        price_fig = prices_figure(self.source, x_range, self.portfolio.symbols)
+        self._bokeh_panes = [
+            pn.pane.Bokeh(value_fig, sizing_mode="stretch_width"),
+            pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
+        ]
+        start = pn.widgets.Button(name="Start", button_type="success", width=90)
+        stop = pn.widgets.Button(name="Stop", button_type="danger", width=90)
+        start.on_click(lambda event: setattr(self, "running", True))
+        stop.on_click(lambda event: setattr(self, "running", False))
+        start.disabled, stop.disabled = self.running, not self.running
+        self._buttons = (start, stop)
+        interval = pn.widgets.FloatInput.from_param(
+            self.param.interval, name="Update interval (s)", step=0.5, width=150
+        )
+        self._diagnostics_card = pn.Card(
+            self._diagnostics, title="Diagnostics", collapsed=True, sizing_mode="stretch_width"
+        )
+        self._diagnostics_card.param.watch(self._refresh_diagnostics, "collapsed")
+        header = pn.Row(
+            pn.pane.Markdown(f"## {self.title}", margin=(0, 10)),
+            pn.pane.Markdown(f"**{self.portfolio.name}**", margin=(14, 10)),
+            pn.HSpacer(),
+            start,
+            stop,
+            interval,
+            self._status,
+            sizing_mode="stretch_width",
+        )
+        return pn.Column(
+            header,
+            self._kpis,
+            pn.Row(*self._bokeh_panes, sizing_mode="stretch_width"),
+            pn.pane.Markdown("### Holdings", margin=(0, 10)),
+            self.table,
+            self._diagnostics_card,
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        self._attach(pn.state.curdoc)
+        return self._layout
+
+    # -- subscription ---------------------------------------------------------------------
+
+    def _attach(self, doc) -> None:
+        if self._unsubscribe is not None or doc is None:
+            return
+        self._doc = doc
+        self._server = getattr(doc, "session_context", None) is not None
+        unsubscribe = self.feed.subscribe(self)
+        self._unsubscribe = unsubscribe
+        if self._server:
+            doc.on_session_destroyed(partial(_release, unsubscribe))
+
+    def close(self) -> None:
+        """Stop following the feed (sessions do this by themselves when they end)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def on_tick(self, feed: SharedFeed) -> None:
+        """Called by the feed after each tick, on its event loop, outside any document lock."""
+        self.stats["ticks_received"] += 1
+        if not self.running or self._pending:
+            return
+        now = time.monotonic()
+        if now < self._next_due:
+            return
+        if self._server:
+            if self._write_backlog() > _MAX_WRITE_BACKLOG:
+                return
+            # At most one pending callback per session: under overload a session gets
+            # bigger batches less often, never an unbounded queue.
+            self._pending = True
+            self._doc.add_next_tick_callback(self._flush)
+        else:
+            self._flush()
+
+    def _write_backlog(self) -> int:
+        """Bytes queued on this session's websockets but not yet sent (Tornado internals)."""
+        session = getattr(self._doc.session_context, "_session", None)
+        total = 0
+        for connection in getattr(session, "_subscribed_connections", ()):
+            ws = getattr(getattr(connection, "_socket", None), "ws_connection", None)
+            stream = getattr(ws, "stream", None)
+            if stream is not None:
+                total += stream._total_write_index - stream._total_write_done_index
+        return total
+
+    @param.depends("running", watch=True)
+    def _on_running(self) -> None:
+        start, stop = self._buttons
+        start.disabled, stop.disabled = self.running, not self.running
+        if self.running:
+            self._next_due = 0.0
+            self._flush()  # backfill what was missed while stopped, in one batch
+
+    @param.depends("interval", watch=True)
+    def _on_interval(self) -> None:
+        self._next_due = 0.0
+
+    # -- updates --------------------------------------------------------------------------
+
+    def _stream_columns(self, batch: TickBatch) -> dict[str, np.ndarray]:
+        prices = batch.prices[:, self._columns]
+        by_symbol = np.ascontiguousarray(prices.T)
+        data = {"time": batch.time, "seq": batch.seq.astype(np.int32)}
+        for i, symbol in enumerate(self.portfolio.symbols):
+            data[symbol] = by_symbol[i]
+        data["total_value"] = prices @ self._quantities
+        return data
+
+    def _current_prices(self) -> np.ndarray:
+        return self.feed.prices[self._columns]
+
+    def _reference(self) -> np.ndarray:
+        return self.feed.open_prices[self._columns]
+
+    def _table_columns(self) -> dict[str, np.ndarray]:
+        prices, reference = self._current_prices(), self._reference()
+        values = prices * self._quantities
+        change = prices - reference
+        return {
+            "symbol": list(self.portfolio.symbols),
+            "name": list(self.portfolio.names),
+            "price": prices,
+            "change": change,
+            "change_percent": change / reference * 100.0,
+            "quantity": self._quantities,
+            "value": values,
+            "weight": values / values.sum() * 100.0,
+            "tone": np.where(change > 0, UP, np.where(change < 0, DOWN, FLAT)).tolist(),
+        }
+
+    def _update_kpis(self, updated: float | None = None) -> None:
+        total = float(self._current_prices() @ self._quantities)
+        base = float(self._reference() @ self._quantities)
+        self._kpis.param.update(
+            total_value=total,
+            total_change=total - base,
+            total_change_percent=(total - base) / base * 100.0,
+            updated=updated,
+        )
+
+    def _flush(self) -> None:
+        """Send every tick since the last update to this view, as one message."""
+        self._pending = False
+        if not self.running:
+            return
+        batch = self.feed.since(self._last_seq)
+        if not len(batch):
+            return
+        self._next_due = time.monotonic() + self.interval - min(self.feed.tick, self.interval) / 2
+        if len(batch) > self.rollover:
+            batch = self.feed.latest(self.rollover)
+        data = self._stream_columns(batch)
+        table = self._table_columns()
+        rows = slice(0, len(self.portfolio))
+        patch = {
+            name: [(rows, table[name])]
+            for name in ("price", "change", "change_percent", "value", "weight", "tone")
+        }
+        doc = self._doc if self._server else None
+        with pn.io.hold(doc):
+            self.source.stream(data, rollover=self.rollover)
+            self.table.patch(patch, as_index=False)
+            self._update_kpis(updated=float(batch.time[-1]))
+            self.stats["latency_ms"] = time.time() * 1000.0 - float(batch.time[-1])
+            self.stats["rows_streamed"] += len(batch)
+            self.stats["ticks_missed"] += batch.missed
+            self.stats["messages_sent"] += 1
+            self._last_seq = batch.last_seq
+            if not self._diagnostics_card.collapsed:
+                self._diagnostics.object = self._diagnostics_html()
+        if not self._server and self._doc is not None:
+            pn.io.push_notebook(*self._bokeh_panes)
+
+    # -- diagnostics ------------------------------------------------------------------------
+
+    def _refresh_diagnostics(self, *_events) -> None:
+        self._diagnostics.object = self._diagnostics_html()
+
+    def _diagnostics_html(self) -> str:
+        stats = self.stats
+        rows = [
+            ("Ticks received", f"{stats['ticks_received']:,}"),
+            ("Messages sent to this session", f"{stats['messages_sent']:,}"),
+            ("Rows streamed", f"{stats['rows_streamed']:,}"),
+            ("Ticks missed (older than the buffer)", f"{stats['ticks_missed']:,}"),
+            ("Tick-to-send latency", f"{stats['latency_ms']:.1f} ms"),
+            ("Feed tick rate", f"{self.feed.tick_rate:.2f} ticks/s"),
+            ("Subscribers on this feed", f"{self.feed.subscriber_count:,}"),
+            ("Last sequence number", f"{self._last_seq}"),
+        ]
+        body = "".join(f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows)
+        return f'<table class="ff-diagnostics">{body}</table>'
