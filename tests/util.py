@@ -33,3 +33,83 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface, chosen by the OS."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str, timeout: float = 5.0):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+class ServerProcess:
+    """``finflow-panel serve`` (or any command) in a subprocess on a free port."""
+
+    def __init__(self, *args: str, port: int | None = None, env: dict | None = None, cmd=None):
+        import sys
+
+        self.port = port or free_port()
+        self.args = args
+        self.env = env
+        self.cmd = cmd or [sys.executable, "-m", "finflow_panel.cli", "serve"]
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def feed(self) -> dict:
+        return get_json(f"{self.url}/api/feed")
+
+    def start(self, timeout: float = 60.0, ready_path: str = "/api/feed") -> ServerProcess:
+        import subprocess
+        import urllib.error
+        import urllib.request
+
+        env = {**os.environ, **(self.env or {})}
+        self.process = subprocess.Popen(
+            [*self.cmd, "--port", str(self.port), *self.args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+        def ready():
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited: {self.process.stdout.read()}")
+            try:
+                with urllib.request.urlopen(self.url + ready_path, timeout=2):
+                    return True
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                return False
+
+        wait_until(ready, timeout=timeout, interval=0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except Exception:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.process is not None and self.process.stdout:
+            self.process.stdout.close()
+
+    def kill(self) -> None:
+        """Kill -9: the abrupt end a crash would be."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()

@@ -88,6 +88,7 @@ class LiveDashboard(pn.viewable.Viewer):
 
         self._doc = None
         self._server = False
+        self._ready = False
         self._unsubscribe = None
         self._pending = False
         self._next_due = 0.0
@@ -167,6 +168,15 @@ class LiveDashboard(pn.viewable.Viewer):
         self._unsubscribe = unsubscribe
         if self._server:
             doc.on_session_destroyed(partial(_release, unsubscribe))
+            # Panel sends a session's changes only once its page reports it has rendered
+            # (document_ready); until then the document is pulled whole on connect.
+            pn.state.onload(self._on_ready)
+        else:
+            self._ready = True
+
+    def _on_ready(self) -> None:
+        self._ready = True
+        self._next_due = 0.0
 
     def close(self) -> None:
         """Stop following the feed (sessions do this by themselves when they end)."""
@@ -176,7 +186,7 @@ class LiveDashboard(pn.viewable.Viewer):
     def on_tick(self, feed: SharedFeed) -> None:
         """Called by the feed after each tick, on its event loop, outside any document lock."""
         self.stats["ticks_received"] += 1
-        if not self.running or self._pending:
+        if not (self.running and self._ready) or self._pending:
             return
         now = time.monotonic()
         if now < self._next_due:

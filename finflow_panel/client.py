@@ -1,0 +1,230 @@
+"""A minimal client of Bokeh's WebSocket protocol, for monitoring, tests and benchmarks.
+
+It does what a browser does, without rendering: GET the page, read the session token,
+open ``<app>/ws`` with subprotocols ``["bokeh", token]``, PULL-DOC, then read PATCH-DOC
+messages and decode the ``time``/``seq`` columns streamed into the chart source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+__all__ = ["Message", "SessionClient", "StreamedRows"]
+
+_TOKEN = re.compile(r'"token"\s*:\s*"([^"]+)"')
+_ids = itertools.count(1)
+
+
+@dataclass
+class Message:
+    """One protocol message: header, metadata, content and binary buffers by id."""
+
+    header: dict
+    metadata: dict
+    content: dict
+    buffers: dict[str, bytes] = field(default_factory=dict)
+    received: float = 0.0  # time.time() when the last frame arrived
+
+    @property
+    def msgtype(self) -> str:
+        return self.header["msgtype"]
+
+
+@dataclass
+class StreamedRows:
+    """Rows of one ColumnsStreamed event, decoded; ``columns`` maps name -> array."""
+
+    columns: dict[str, np.ndarray]
+    rollover: int | None
+
+    @property
+    def seq(self) -> np.ndarray:
+        return self.columns["seq"]
+
+    @property
+    def time(self) -> np.ndarray:
+        return self.columns["time"]
+
+
+def _decode(value: Any, buffers: dict[str, bytes]) -> Any:
+    if isinstance(value, dict) and value.get("type") == "ndarray":
+        array = value["array"]
+        if isinstance(array, dict) and "id" in array:
+            raw = buffers[array["id"]]
+        elif isinstance(array, dict) and array.get("type") == "bytes":
+            data = array["data"]
+            raw = buffers[data["id"]] if isinstance(data, dict) else base64.b64decode(data)
+        else:
+            return np.asarray(array)
+        order = "<" if value.get("order", "little") == "little" else ">"
+        return np.frombuffer(raw, dtype=np.dtype(value["dtype"]).newbyteorder(order))
+    if isinstance(value, dict) and value.get("type") == "map":
+        return {k: _decode(v, buffers) for k, v in value.get("entries", [])}
+    if isinstance(value, list):
+        return np.asarray(value)
+    return value
+
+
+class SessionClient:
+    """One protocol-level session of a Bokeh/Panel app.
+
+    Use ``await SessionClient.open(url)``; then `pull_doc`, `next_patch`, `click` and
+    `close`. Every wait takes a timeout.
+    """
+
+    def __init__(self, url: str, ws: WebSocketClientConnection, token: str) -> None:
+        self.url = url
+        self.ws = ws
+        self.token = token
+        self.doc: dict | None = None
+
+    @classmethod
+    async def open(cls, url: str, timeout: float = 30.0) -> SessionClient:
+        """GET ``url``, read its token and open the session's websocket (ACK received)."""
+        response = await AsyncHTTPClient().fetch(url, request_timeout=timeout)
+        match = _TOKEN.search(response.body.decode())
+        if match is None:
+            raise RuntimeError(f"no Bokeh session token in the page at {url}")
+        token = match.group(1)
+        ws_url = re.sub(r"^http", "ws", url.split("?")[0].rstrip("/")) + "/ws"
+        request = HTTPRequest(ws_url, request_timeout=timeout)
+        ws = await websocket_connect(request, subprotocols=["bokeh", token])
+        client = cls(url, ws, token)
+        ack = await client.receive(timeout)
+        if ack.msgtype != "ACK":
+            raise RuntimeError(f"expected ACK, got {ack.msgtype}")
+        return client
+
+    async def _frame(self, timeout: float):
+        frame = await asyncio.wait_for(self.ws.read_message(), timeout)
+        if frame is None:
+            raise ConnectionError(f"websocket to {self.url} closed")
+        return frame
+
+    async def receive(self, timeout: float = 30.0) -> Message:
+        """The next whole message (header, metadata, content and its buffers)."""
+        header = json.loads(await self._frame(timeout))
+        metadata = json.loads(await self._frame(timeout))
+        content = json.loads(await self._frame(timeout))
+        buffers = {}
+        for _ in range(header.get("num_buffers", 0)):
+            ref = json.loads(await self._frame(timeout))
+            buffers[ref["id"]] = await self._frame(timeout)
+        return Message(header, metadata, content, buffers, time.time())
+
+    async def send(self, msgtype: str, content: dict, timeout: float = 30.0) -> str:
+        msgid = str(next(_ids))
+        header = {"msgid": msgid, "msgtype": msgtype}
+        for part in (header, {}, content):
+            await asyncio.wait_for(self.ws.write_message(json.dumps(part)), timeout)
+        return msgid
+
+    async def pull_doc(self, timeout: float = 30.0, ready: bool = True) -> dict:
+        """PULL-DOC: the whole document as JSON (PATCH-DOCs arriving first are dropped).
+
+        With ``ready`` the client then announces ``document_ready`` as BokehJS does once
+        it has rendered; Panel sends live updates to a session only after that.
+        """
+        msgid = await self.send("PULL-DOC-REQ", {}, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            message = await self.receive(max(0.1, deadline - time.monotonic()))
+            if message.msgtype == "PULL-DOC-REPLY" and message.header.get("reqid") == msgid:
+                self.doc = message.content["doc"]
+                self._doc_buffers = message.buffers
+                if ready:
+                    await self._send_event("document_ready", {}, timeout)
+                return self.doc
+
+    async def _send_event(self, name: str, values: dict, timeout: float) -> None:
+        entries = [[key, value] for key, value in values.items()]
+        event = {
+            "kind": "MessageSent",
+            "msg_type": "bokeh_event",
+            "msg_data": {
+                "type": "event",
+                "name": name,
+                "values": {"type": "map", "entries": entries},
+            },
+        }
+        await self.send("PATCH-DOC", {"events": [event]}, timeout)
+
+    def find_model(self, predicate) -> dict:
+        """The first model (a JSON dict) of the pulled document matching ``predicate``."""
+        found = []
+
+        def walk(node):
+            if isinstance(node, dict):
+                if "id" in node and "attributes" in node and predicate(node):
+                    found.append(node)
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(self.doc)
+        if not found:
+            raise LookupError("no matching model in the document")
+        return found[0]
+
+    def chart_source(self) -> tuple[str, dict[str, np.ndarray]]:
+        """Id and decoded columns of the ColumnDataSource holding ``time`` and ``seq``."""
+
+        def is_chart(node):
+            if node.get("name") != "ColumnDataSource":
+                return False
+            data = node["attributes"].get("data", {})
+            keys = [k for k, _ in data.get("entries", [])] if "entries" in data else list(data)
+            return "time" in keys and "seq" in keys
+
+        model = self.find_model(is_chart)
+        return model["id"], _decode(model["attributes"]["data"], self._doc_buffers)
+
+    async def click(self, label: str, timeout: float = 30.0) -> None:
+        """Click the button labelled ``label``, as BokehJS does."""
+        button = self.find_model(
+            lambda n: n.get("name", "").endswith("Button") and n["attributes"].get("label") == label
+        )
+        await self._send_event("button_click", {"model": {"id": button["id"]}}, timeout)
+
+    async def next_patch(self, timeout: float = 30.0) -> Message:
+        """The next PATCH-DOC message."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = await self.receive(max(0.1, deadline - time.monotonic()))
+            if message.msgtype == "PATCH-DOC":
+                return message
+
+    @staticmethod
+    def streamed(message: Message) -> list[StreamedRows]:
+        """The ColumnsStreamed events of a PATCH-DOC, with their columns decoded."""
+        rows = []
+        for event in message.content.get("events", []):
+            if event.get("kind") == "ColumnsStreamed":
+                columns = _decode(event["data"], message.buffers)
+                rows.append(StreamedRows(columns, event.get("rollover")))
+        return rows
+
+    async def next_rows(self, timeout: float = 30.0) -> StreamedRows:
+        """Rows of the next PATCH-DOC that streams chart data."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = await self.next_patch(max(0.1, deadline - time.monotonic()))
+            for rows in self.streamed(message):
+                if "seq" in rows.columns:
+                    return rows
+
+    def close(self) -> None:
+        self.ws.close()

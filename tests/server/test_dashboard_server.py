@@ -1,0 +1,240 @@
+"""The real server, checked with a client that speaks Bokeh's WebSocket protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from finflow_panel.client import SessionClient
+from tests.util import ServerProcess, wait_until
+
+pytestmark = pytest.mark.server
+
+
+async def _session(server, route="/portfolio") -> tuple[SessionClient, dict]:
+    client = await SessionClient.open(server.url + route)
+    await client.pull_doc()
+    _, columns = client.chart_source()
+    return client, columns
+
+
+async def _rows_until(client: SessionClient, predicate, timeout=20.0):
+    """Collect streamed rows until ``predicate(list_of_rows)`` holds."""
+    collected = []
+    deadline = time.monotonic() + timeout
+    while not predicate(collected):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"condition not met within {timeout} s ({len(collected)} rows)")
+        collected.append(await client.next_rows(remaining))
+    return collected
+
+
+def test_new_session_draws_history_and_every_tick_follows(server):
+    async def main():
+        client, columns = await _session(server)
+        assert len(columns["seq"]) >= 100  # warm-up history, drawn at once
+        assert set(columns) >= {"time", "seq", "total_value", "AAPL", "MSFT", "GOOGL"}
+        batches = await _rows_until(client, lambda rows: len(rows) >= 5)
+        client.close()
+        seqs = np.concatenate([columns["seq"], *(b.seq for b in batches)])
+        # Every tick reaches the chart, in order, without gaps or repeats.
+        np.testing.assert_array_equal(seqs, np.arange(seqs[0], seqs[0] + len(seqs)))
+        times = np.concatenate([b.time for b in batches])
+        assert (np.diff(times) > 0).all()
+        assert all(b.rollover == 2000 for b in batches)
+
+    asyncio.run(main())
+
+
+def test_one_patch_doc_per_update(server):
+    async def main():
+        client, _ = await _session(server)
+        message = await client.next_patch()
+        while not client.streamed(message):
+            message = await client.next_patch()
+        kinds = [event["kind"] for event in message.content["events"]]
+        client.close()
+        # Chart rows, the holdings table patch and the KPI values travel together.
+        assert "ColumnsStreamed" in kinds and "ColumnsPatched" in kinds
+        assert any(
+            e["kind"] == "ModelChanged" and e["attr"] == "total_value"
+            for e in message.content["events"]
+        )
+        # numpy columns travel as binary buffers, not JSON lists.
+        assert message.header["num_buffers"] >= 3
+
+    asyncio.run(main())
+
+
+def test_two_sessions_see_one_market(server):
+    async def main():
+        (a, _), (b, _) = await asyncio.gather(_session(server), _session(server))
+        rows_a, rows_b = await asyncio.gather(
+            _rows_until(a, lambda rows: sum(len(r.seq) for r in rows) >= 5),
+            _rows_until(b, lambda rows: sum(len(r.seq) for r in rows) >= 5),
+        )
+        a.close()
+        b.close()
+
+        def by_seq(batches):
+            out = {}
+            for batch in batches:
+                for i, seq in enumerate(batch.seq):
+                    out[int(seq)] = (batch.columns["AAPL"][i], batch.columns["total_value"][i])
+            return out
+
+        seen_a, seen_b = by_seq(rows_a), by_seq(rows_b)
+        common = sorted(set(seen_a) & set(seen_b))
+        assert len(common) >= 3
+        for seq in common:
+            assert seen_a[seq] == seen_b[seq]
+
+    asyncio.run(main())
+
+
+def test_stop_silences_one_session_and_start_backfills_the_gap(server):
+    async def main():
+        (a, _), (b, _) = await asyncio.gather(_session(server), _session(server))
+        await a.next_rows()
+        last_before_stop = None
+
+        await a.click("Stop")
+        # Rows already in flight when Stop was clicked may still arrive; take them.
+        stopped_at = server.feed()["last_seq"]
+
+        async def drain_a():
+            nonlocal last_before_stop
+            seqs = []
+            try:
+                while True:
+                    rows = await a.next_rows(timeout=60)
+                    seqs.extend(rows.seq.tolist())
+            except asyncio.CancelledError:
+                return seqs
+
+        drain = asyncio.ensure_future(drain_a())
+        # Meanwhile b keeps streaming: wait for 8 ticks past the Stop.
+        await _rows_until(b, lambda rows: rows and rows[-1].seq[-1] >= stopped_at + 8)
+        drain.cancel()
+        late = await drain
+        assert all(seq <= stopped_at + 1 for seq in late), late
+        assert server.feed()["subscribers"] == 2
+
+        await a.click("Start")
+        resumed = await a.next_rows()
+        a.close()
+        b.close()
+        last_seen = max(late) if late else None
+        assert len(resumed.seq) >= 7  # the missed ticks, in one stream call
+        if last_seen is not None:
+            assert resumed.seq[0] == last_seen + 1
+        np.testing.assert_array_equal(np.diff(resumed.seq), 1)
+
+    asyncio.run(main())
+
+
+def test_closed_sessions_release_their_subscription(server):
+    async def main():
+        clients = [c for c, _ in await asyncio.gather(*[_session(server) for _ in range(3)])]
+        wait_until(lambda: server.feed()["subscribers"] == 3, timeout=20)
+        assert server.feed()["timer_running"]
+        for client in clients:
+            client.close()
+
+    asyncio.run(main())
+    status = wait_until(
+        lambda: (s := server.feed())["subscribers"] == 0 and not s["timer_running"] and s,
+        timeout=30,
+    )
+    assert status["subscribers"] == 0
+
+
+def test_two_hundred_sessions_leave_nothing_behind(server):
+    async def round_of(n, batch=25):
+        for _ in range(0, n, batch):
+            sessions = await asyncio.gather(*[_session(server) for _i in range(batch)])
+            for client, _ in sessions:
+                client.close()
+
+    def settled():
+        status = server.feed()
+        return status["subscribers"] == 0 and not status["timer_running"] and status
+
+    # Warm up caches, lazy imports and the allocator's pools with the same concurrency.
+    asyncio.run(round_of(100))
+    rss_start = wait_until(settled, timeout=60)["rss_bytes"]
+    asyncio.run(round_of(200))
+    rss_end = wait_until(settled, timeout=60)["rss_bytes"]
+    growth_mb = (rss_end - rss_start) / 2**20
+    # A leaked session costs well over 100 kB (its document, sources and figures), so
+    # 200 leaked sessions would add 20 MB or more.
+    assert growth_mb < 15, (
+        f"RSS after warm-up {rss_start / 2**20:.1f} MB, after 200 more sessions "
+        f"{rss_end / 2**20:.1f} MB"
+    )
+
+
+def test_panel_serve_on_the_app_module_with_environment_options():
+    import finflow_panel.app as app_module
+
+    process = ServerProcess(
+        "--allow-websocket-origin",
+        "*",
+        cmd=[sys.executable, "-m", "panel", "serve", app_module.__file__],
+        env={"FINFLOW_TICK": "0.2", "FINFLOW_INTERVAL": "0.2", "FINFLOW_SEED": "3"},
+    ).start(ready_path="/app")
+
+    async def main():
+        client, columns = await _session(process, route="/app")
+        rows = await client.next_rows()
+        client.close()
+        assert rows.seq[0] == columns["seq"][-1] + 1
+
+    try:
+        asyncio.run(main())
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interval", "0"], "--interval: must be between 0.1 and 60 s, got 0"),
+        (["--interval", "61"], "--interval: must be between 0.1 and 60 s"),
+        (["--history", "-1"], "--history: must be at least 1, got -1"),
+        (["--tick", "abc"], "--tick: 'abc' is not a number"),
+        (["--port", "70000"], "--port: must be between 0 and 65535"),
+        (["--portfolio", "missing.csv"], "missing.csv: cannot read portfolio file"),
+    ],
+)
+def test_bad_serve_options_exit_2_before_any_server_starts(tmp_path, args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "finflow_panel.cli", "serve", "--port", "1", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "serving" not in result.stdout
+
+
+def test_bad_portfolio_file_is_named(tmp_path):
+    bad = tmp_path / "book.csv"
+    bad.write_text("symbol,quantity,price\nAAPL,-5,100\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "finflow_panel.cli", "serve", "--portfolio", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"{bad}:2: quantity for AAPL is negative" in result.stderr
