@@ -108,10 +108,15 @@ class ConnectionStatus(JSComponent):
       }
       show("connected", "\u25cf Connected")
       const doc = view.model.document
+      // Probe a static file the server always has (cheap HEAD), not the app page, which
+      // would open a server session on every probe.
+      const bokehjs = [...document.querySelectorAll("script[src]")]
+        .map((script) => script.src).find((src) => src.includes("/static/js/bokeh"))
+      const target = bokehjs ?? window.location.href
       let polling = false
       const probe = async (started) => {
         try {
-          const response = await fetch(window.location.href, {method: "HEAD", cache: "no-store"})
+          const response = await fetch(target, {method: "HEAD", cache: "no-store"})
           if (response.ok) { window.location.reload(); return }
         } catch (error) { /* server still down */ }
         const elapsed = (Date.now() - started) / 1000
