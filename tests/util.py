@@ -113,3 +113,16 @@ class ServerProcess:
         self.process.kill()
         self.process.wait(timeout=10)
         self.process.stdout.close()
+
+
+def run_async(coroutine):
+    """Run a coroutine to completion on a fresh event loop in its own thread.
+
+    Playwright's sync API keeps an event loop running on the main thread, where
+    ``asyncio.run`` refuses to start.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

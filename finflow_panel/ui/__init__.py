@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .components import ConnectionStatus, KpiCards
+from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
 from .dashboard import LiveDashboard
 
-__all__ = ["ConnectionStatus", "KpiCards", "LiveDashboard"]
+__all__ = ["ConnectionStatus", "Diagnostics", "HoldingsTable", "KpiCards", "LiveDashboard"]

@@ -1,14 +1,12 @@
-"""Bokeh figures and the holdings table for one session's ColumnDataSource."""
+"""Bokeh figures over one session's ColumnDataSource."""
 
 from __future__ import annotations
 
-import pandas as pd
-import panel as pn
-from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, NumberFormatter
+from bokeh.models import ColumnDataSource, DataRange1d, HoverTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-__all__ = ["holdings_table", "portfolio_figure", "prices_figure", "shared_x_range"]
+__all__ = ["portfolio_figure", "prices_figure", "shared_x_range"]
 
 _TIME_FORMAT = "@time{%H:%M:%S}"
 
@@ -65,71 +63,28 @@ def portfolio_figure(source: ColumnDataSource, x_range: DataRange1d):
 def prices_figure(source: ColumnDataSource, x_range: DataRange1d, symbols: tuple[str, ...]):
     """One line per symbol; clicking a legend entry hides its line."""
     fig = _figure("Prices", x_range, "Price ($)")
-    for i, symbol in enumerate(symbols):
-        line = fig.line(
+    lines = [
+        fig.line(
             "time",
             symbol,
             source=source,
             line_width=1.6,
             color=Category10_10[i % 10],
             legend_label=symbol,
+            name=symbol,
         )
-        fig.add_tools(
-            HoverTool(
-                renderers=[line],
-                tooltips=[
-                    ("symbol", symbol),
-                    ("time", _TIME_FORMAT),
-                    ("price", f"@{{{symbol}}}{{0,0.00}}"),
-                ],
-                formatters={"@time": "datetime"},
-            )
+        for i, symbol in enumerate(symbols)
+    ]
+    # One hover tool for every line keeps the document small: each message's serializer
+    # walks all of the document's models.
+    fig.add_tools(
+        HoverTool(
+            renderers=lines,
+            tooltips=[("symbol", "$name"), ("time", "$x{%H:%M:%S}"), ("price", "$y{0,0.00}")],
+            formatters={"$x": "datetime"},
         )
+    )
     fig.legend.click_policy = "hide"
     fig.legend.location = "top_left"
     fig.legend.label_text_font_size = "11px"
     return fig
-
-
-def _signed() -> NumberFormatter:
-    # Coloured by the table's hidden ``tone`` column; a new model per table, as a Bokeh
-    # model may belong to one Document only.
-    return NumberFormatter(format="+0,0.00", text_color="tone")
-
-
-def holdings_table(rows: pd.DataFrame) -> pn.widgets.Tabulator:
-    """Symbol, name, price, change, change %, quantity, value and weight, patched in place.
-
-    ``rows`` also holds a ``tone`` column (a CSS colour per row) for the change columns.
-    A Tabulator rather than Bokeh's DataTable: on Bokeh 3.9.2 a DataTable next to a
-    collapsed Card fails to render ("Cannot read properties of undefined (reading
-    'resizeCanvas')").
-    """
-    money = NumberFormatter(format="0,0.00")
-    return pn.widgets.Tabulator(
-        rows,
-        show_index=False,
-        disabled=True,
-        selectable=False,
-        hidden_columns=["tone"],
-        titles={
-            "symbol": "Symbol",
-            "name": "Name",
-            "price": "Price",
-            "change": "Change",
-            "change_percent": "Change %",
-            "quantity": "Quantity",
-            "value": "Value",
-            "weight": "Weight %",
-        },
-        formatters={
-            "price": money,
-            "change": _signed(),
-            "change_percent": _signed(),
-            "quantity": NumberFormatter(format="0,0.[00]"),
-            "value": money,
-            "weight": NumberFormatter(format="0.0"),
-        },
-        layout="fit_data_stretch",
-        sizing_mode="stretch_width",
-    )

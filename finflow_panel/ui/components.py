@@ -1,7 +1,10 @@
-"""Small browser-side components: KPI cards that age live, and the connection status.
+"""Browser-side views derived from the session's chart source.
 
-Both render in plain JavaScript (ESM shipped with the page, no CDN). They update only
-their own DOM, never a synced model property, so nothing travels back to the server.
+The server streams one thing per update: new rows of the chart's ColumnDataSource. The
+KPI cards, the holdings table and the diagnostics are computed in the browser from those
+rows (ESM shipped with the page, no CDN), so an update costs the server one event in one
+PATCH-DOC message however many views show it, and nothing travels back. These views find
+the source by its id in their own Bokeh document and listen to its ``streaming`` signal.
 """
 
 from __future__ import annotations
@@ -9,23 +12,72 @@ from __future__ import annotations
 import param
 from panel.custom import JSComponent
 
-__all__ = ["ConnectionStatus", "KpiCards"]
+__all__ = ["ConnectionStatus", "Diagnostics", "HoldingsTable", "KpiCards"]
+
+# Shared by the views: find the source, format numbers, compute the newest valuation.
+_PRELUDE = """
+const fmt = (x, digits = 2) => Number(x).toLocaleString("en-US", {
+  minimumFractionDigits: digits, maximumFractionDigits: digits})
+const sign = (x) => x > 0 ? "+" : (x < 0 ? "\\u2212" : "")
+const signed = (x, digits = 2) => sign(x) + fmt(Math.abs(x), digits)
+const tone = (x) => x > 0 ? "ff-up" : (x < 0 ? "ff-down" : "")
+
+function follow(model, view, draw) {
+  const source = view.model.document.get_model_by_id(model.source_id)
+  if (source == null) { return null }
+  const redraw = () => draw(source)
+  source.streaming.connect(redraw)
+  source.change.connect(redraw)
+  model.on(["reference", "quantities"], redraw)
+  redraw()
+  return source
+}
+
+function valuation(model, source) {
+  const data = source.data
+  const n = data.time.length
+  const quantities = model.quantities, reference = model.reference
+  const prices = model.symbols.map((s, i) => n > 0 ? data[s][n - 1] : reference[i])
+  const values = prices.map((p, i) => p * quantities[i])
+  const total = values.reduce((a, b) => a + b, 0)
+  const base = reference.reduce((a, p, i) => a + p * quantities[i], 0)
+  return {n, prices, values, total, base, change: total - base,
+          percent: (total - base) / base * 100, time: n > 0 ? data.time[n - 1] : null,
+          seq: n > 0 ? data.seq[n - 1] : null}
+}
+"""
+
+_CARD_CSS = """
+:host { width: 100%; }
+.ff-card { background: var(--panel-surface-color, #fff); border-radius: 10px;
+           padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12);
+           font-family: system-ui, sans-serif; }
+.ff-label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #6b7280; }
+.ff-up { color: #15803d; }
+.ff-down { color: #b91c1c; }
+"""
 
 
-class KpiCards(JSComponent):
-    """Total value, change and change % (green up, red down), and the last update's age."""
+class _SourceView(JSComponent):
+    """A view of one ColumnDataSource (by id) holding ``time``, ``seq`` and price columns."""
 
-    total_value = param.Number(default=0.0, doc="Portfolio value now.")
-    total_change = param.Number(default=0.0, doc="Change since the session's start of day.")
-    total_change_percent = param.Number(default=0.0, doc="Change in percent.")
-    updated = param.Number(default=None, allow_None=True, doc="Last update, epoch ms.")
+    source_id = param.String(doc="Id of the chart's ColumnDataSource in this document.")
+    symbols = param.List(item_type=str, doc="Price columns, in holding order.")
+    quantities = param.List(doc="Quantity held of each symbol.")
+    reference = param.List(doc="Start-of-day price of each symbol (baseline of change).")
+
+    __abstract = True
+
+
+class KpiCards(_SourceView):
+    """Total value, change and change % (green up, red down), last update and its age."""
+
     currency = param.String(default="$", doc="Prefix of money values.")
 
-    _esm = """
-    const fmt = (x, digits = 2) => x.toLocaleString("en-US", {
-      minimumFractionDigits: digits, maximumFractionDigits: digits})
-
-    export function render({ model, el }) {
+    _esm = (
+        _PRELUDE
+        + """
+    export function render({ model, el, view }) {
       el.innerHTML = `
         <div class="ff-kpis">
           <div class="ff-card"><div class="ff-label">Total value</div>
@@ -39,46 +91,185 @@ class KpiCards(JSComponent):
             <div class="ff-age" data-kpi="age"></div></div>
         </div>`
       const $ = (name) => el.querySelector(`[data-kpi="${name}"]`)
-      const draw = () => {
-        const sign = model.total_change > 0 ? "+" : (model.total_change < 0 ? "\u2212" : "")
-        const tone = model.total_change > 0 ? "ff-up" : (model.total_change < 0 ? "ff-down" : "")
-        $("total_value").textContent = `${model.currency}${fmt(model.total_value)}`
-        const change = fmt(Math.abs(model.total_change))
-        const percent = fmt(Math.abs(model.total_change_percent))
-        $("total_change").textContent = `${sign}${model.currency}${change}`
-        $("total_change_percent").textContent = `${sign}${percent}%`
-        for (const name of ["total_change", "total_change_percent"]) {
-          $(name).className = `ff-value ${tone}`
-        }
-        $("updated").textContent = model.updated == null ? "waiting\u2026" :
-          new Date(model.updated).toLocaleTimeString()
-        drawAge()
-      }
+      let updated = null
       const drawAge = () => {
-        if (model.updated == null) { $("age").textContent = ""; return }
-        const seconds = Math.max(0, (Date.now() - model.updated) / 1000)
+        if (updated == null) { $("age").textContent = ""; return }
+        const seconds = Math.max(0, (Date.now() - updated) / 1000)
         $("age").textContent = seconds < 1 ? "just now" : `${seconds.toFixed(0)} s ago`
       }
-      model.on(["total_value", "total_change", "total_change_percent", "updated"], draw)
+      follow(model, view, (source) => {
+        const v = valuation(model, source)
+        $("total_value").textContent = `${model.currency}${fmt(v.total)}`
+        const money = fmt(Math.abs(v.change))
+        $("total_change").textContent = `${sign(v.change)}${model.currency}${money}`
+        $("total_change_percent").textContent = `${signed(v.percent)}%`
+        for (const name of ["total_change", "total_change_percent"]) {
+          $(name).className = `ff-value ${tone(v.change)}`
+        }
+        updated = v.time
+        $("updated").textContent = updated == null ? "waiting\\u2026" :
+          new Date(updated).toLocaleTimeString()
+        drawAge()
+      })
       const timer = setInterval(drawAge, 1000)
       model.on("remove", () => clearInterval(timer))
-      draw()
     }
     """
+    )
 
     _stylesheets = [
-        """
+        _CARD_CSS
+        + """
         .ff-kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));
-                   gap: 12px; width: 100%; font-family: system-ui, sans-serif; }
-        .ff-card { background: var(--panel-surface-color, #fff); border-radius: 10px;
-                   padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12); }
-        .ff-label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
-                    color: #6b7280; }
+                   gap: 12px; width: 100%; }
         .ff-value { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }
         .ff-small { font-size: 20px; }
         .ff-age { font-size: 12px; color: #6b7280; }
-        .ff-up { color: #15803d; }
-        .ff-down { color: #b91c1c; }
+        """
+    ]
+
+
+class HoldingsTable(_SourceView):
+    """Symbol, name, price, change, change %, quantity, value and weight.
+
+    Rows are built once; each update rewrites only the cells whose numbers changed, in
+    place, from the newest streamed row.
+    """
+
+    names = param.List(doc="Display name of each holding.")
+
+    _esm = (
+        _PRELUDE
+        + """
+    const COLUMNS = [["symbol", "Symbol"], ["name", "Name"], ["price", "Price"],
+      ["change", "Change"], ["change_percent", "Change %"], ["quantity", "Quantity"],
+      ["value", "Value"], ["weight", "Weight %"]]
+
+    export function render({ model, el, view }) {
+      const table = document.createElement("table")
+      table.className = "ff-holdings"
+      table.innerHTML = "<thead><tr>" +
+        COLUMNS.map(([key, title]) => `<th data-col="${key}">${title}</th>`).join("") +
+        "</tr></thead><tbody></tbody>"
+      const body = table.querySelector("tbody")
+      const cells = model.symbols.map((symbol, i) => {
+        const row = document.createElement("tr")
+        row.dataset.symbol = symbol
+        const byKey = {}
+        for (const [key] of COLUMNS) {
+          const cell = document.createElement("td")
+          cell.dataset.col = key
+          row.append(cell)
+          byKey[key] = cell
+        }
+        byKey.symbol.textContent = symbol
+        byKey.name.textContent = model.names[i] ?? symbol
+        body.append(row)
+        return byKey
+      })
+      const set = (cell, text, cls = "") => {
+        if (cell.textContent !== text) { cell.textContent = text }
+        if (cell.className !== cls) { cell.className = cls }
+      }
+      follow(model, view, (source) => {
+        const v = valuation(model, source)
+        v.prices.forEach((price, i) => {
+          const change = price - model.reference[i]
+          const row = cells[i]
+          set(row.price, fmt(price))
+          set(row.change, signed(change), tone(change))
+          set(row.change_percent, signed(change / model.reference[i] * 100), tone(change))
+          set(row.quantity, fmt(model.quantities[i], Number.isInteger(model.quantities[i]) ? 0 : 2))
+          set(row.value, fmt(v.values[i]))
+          set(row.weight, fmt(v.values[i] / v.total * 100, 1))
+        })
+      })
+      el.append(table)
+    }
+    """
+    )
+
+    _stylesheets = [
+        _CARD_CSS
+        + """
+        .ff-holdings { width: 100%; border-collapse: collapse; font: 14px system-ui, sans-serif;
+                       font-variant-numeric: tabular-nums; }
+        .ff-holdings th { text-align: left; font-weight: 600; color: #374151;
+                          border-bottom: 2px solid #e5e7eb; padding: 8px 10px; }
+        .ff-holdings td { border-bottom: 1px solid #f3f4f6; padding: 7px 10px; }
+        .ff-holdings td:nth-child(n+3), .ff-holdings th:nth-child(n+3) { text-align: right; }
+        .ff-holdings tbody tr:hover { background: #f9fafb; }
+        """
+    ]
+
+
+class Diagnostics(_SourceView):
+    """A collapsed ``<details>`` panel of what this session received and sent.
+
+    Counters of what arrived are kept in the browser; ``server`` carries the server's
+    own figures (messages sent, send latency, subscribers), refreshed every few seconds.
+    """
+
+    server = param.Dict(default={}, doc="Server-side figures of this session and its feed.")
+
+    _esm = (
+        _PRELUDE
+        + """
+    export function render({ model, el, view }) {
+      const details = document.createElement("details")
+      details.className = "ff-card ff-diagnostics"
+      details.innerHTML = "<summary>Diagnostics</summary><table></table>"
+      const table = details.querySelector("table")
+      let updates = 0, rows = 0, lastSeq = null, latency = null
+      const draw = (source) => {
+        const v = valuation(model, source)
+        const server = model.server || {}
+        const times = source.data.time
+        const k = Math.min(20, times.length)
+        const span = k > 1 ? times[times.length - 1] - times[times.length - k] : 0
+        const rate = span > 0 ? (k - 1) * 1000 / span : 0
+        const items = [
+          ["Ticks received", rows],
+          ["Updates received", updates],
+          ["Messages sent to this session", server.messages_sent ?? "\\u2013"],
+          ["Rows streamed", server.rows_streamed ?? "\\u2013"],
+          ["Ticks missed (older than the buffer)", server.ticks_missed ?? "\\u2013"],
+          ["Tick-to-send latency",
+           server.latency_ms == null ? "\\u2013" : `${fmt(server.latency_ms, 1)} ms`],
+          ["Tick-to-receive latency", latency == null ? "\\u2013" : `${fmt(latency, 1)} ms`],
+          ["Feed tick rate", `${fmt(rate)} ticks/s`],
+          ["Subscribers on this feed", server.subscribers ?? "\\u2013"],
+          ["Last sequence number", v.seq ?? "\\u2013"],
+        ]
+        table.innerHTML = items
+          .map(([k, x]) => `<tr><td>${k}</td><td data-diag="${k}">${x}</td></tr>`).join("")
+      }
+      const source = follow(model, view, (source) => {
+        const seq = source.data.seq
+        const n = seq.length
+        if (n > 0 && seq[n - 1] !== lastSeq) {
+          if (lastSeq != null) {
+            updates += 1
+            rows += seq[n - 1] - lastSeq
+            latency = Date.now() - source.data.time[n - 1]
+          }
+          lastSeq = seq[n - 1]
+        }
+        draw(source)
+      })
+      model.on("server", () => source && draw(source))
+      el.append(details)
+    }
+    """
+    )
+
+    _stylesheets = [
+        _CARD_CSS
+        + """
+        .ff-diagnostics summary { cursor: pointer; font-weight: 600; }
+        .ff-diagnostics table { margin-top: 8px; font: 13px system-ui, sans-serif; }
+        .ff-diagnostics td { padding: 2px 12px 2px 0; }
+        .ff-diagnostics td:last-child { font-weight: 600; font-variant-numeric: tabular-nums; }
         """
     ]
 
@@ -106,7 +297,7 @@ class ConnectionStatus(JSComponent):
         pill.dataset.state = state
         pill.textContent = text
       }
-      show("connected", "\u25cf Connected")
+      show("connected", "\\u25cf Connected")
       const doc = view.model.document
       // Probe a static file the server always has (cheap HEAD), not the app page, which
       // would open a server session on every probe.
@@ -121,14 +312,14 @@ class ConnectionStatus(JSComponent):
         } catch (error) { /* server still down */ }
         const elapsed = (Date.now() - started) / 1000
         if (elapsed > model.give_up_after) {
-          show("disconnected", "\u25cf Disconnected \u2014 retrying")
+          show("disconnected", "\\u25cf Disconnected \\u2014 retrying")
         }
         setTimeout(() => probe(started), model.poll_interval * 1000)
       }
       doc.on_event("connection_lost", () => {
         if (polling) { return }
         polling = true
-        show("reconnecting", "\u25cf Reconnecting\u2026")
+        show("reconnecting", "\\u25cf Reconnecting\\u2026")
         setTimeout(() => probe(Date.now()), model.poll_interval * 1000)
       })
     }

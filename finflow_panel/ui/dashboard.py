@@ -7,15 +7,14 @@ import time
 from functools import partial
 
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 from bokeh.models import ColumnDataSource
 
 from ..feed import SharedFeed, TickBatch
 from ..model import Portfolio
-from .charts import holdings_table, portfolio_figure, prices_figure, shared_x_range
-from .components import ConnectionStatus, KpiCards
+from .charts import portfolio_figure, prices_figure, shared_x_range
+from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
 
 __all__ = ["LiveDashboard"]
 
@@ -26,7 +25,10 @@ RESERVED_COLUMNS = ("time", "seq", "total_value")
 # A session whose websocket still has this much unsent data skips a turn: it gets one
 # bigger batch later instead of an ever-growing queue in server memory.
 _MAX_WRITE_BACKLOG = 4 * 1024 * 1024
-UP, DOWN, FLAT = "#15803d", "#b91c1c", "#374151"
+# Batches up to this many rows are sent as JSON lists, bigger ones as binary arrays.
+_JSON_ROWS = 16
+# Server-side figures in the diagnostics panel are refreshed at most this often.
+_SERVER_STATS_PERIOD = 5.0
 
 
 def _release(unsubscribe, session_context) -> None:
@@ -41,8 +43,9 @@ class LiveDashboard(pn.viewable.Viewer):
     Each dashboard owns its Bokeh models (a Bokeh model belongs to one Document), and
     subscribes to a `SharedFeed` shared with every other session. On a tick that is due
     under ``interval`` it streams *all* ticks since its last update in one
-    ``ColumnDataSource.stream`` (with rollover) and patches the holdings table, inside
-    one ``pn.io.hold``: one PATCH-DOC message per update.
+    ``ColumnDataSource.stream`` (with rollover), inside one ``pn.io.hold``: one PATCH-DOC
+    message per update. The KPI cards, holdings table and diagnostics are computed in
+    the browser from the streamed rows, so they cost the server nothing per update.
 
     Parameters
     ----------
@@ -93,6 +96,7 @@ class LiveDashboard(pn.viewable.Viewer):
         self._pending = False
         self._next_due = 0.0
         self._last_seq = -1
+        self._stats_sent_at = 0.0
         self.stats = {
             "ticks_received": 0,
             "messages_sent": 0,
@@ -101,13 +105,25 @@ class LiveDashboard(pn.viewable.Viewer):
             "latency_ms": float("nan"),
         }
 
-        self.source = ColumnDataSource(self._stream_columns(self.feed.latest(self.rollover)))
+        history = self.feed.latest(self.rollover)
+        self.source = ColumnDataSource(
+            {k: np.asarray(v) for k, v in self._stream_columns(history).items()}
+        )
         self._last_seq = self.feed.last_seq
-        self.table = holdings_table(pd.DataFrame(self._table_columns()))
-        self._kpis = KpiCards(sizing_mode="stretch_width", margin=(5, 10))
-        self._update_kpis()
+        self._open_prices = self.feed.open_prices
+        view = {
+            "source_id": self.source.id,
+            "symbols": list(symbols),
+            "quantities": self._quantities.tolist(),
+            "reference": self._reference().tolist(),
+        }
+        self._kpis = KpiCards(**view, sizing_mode="stretch_width", margin=(5, 10))
+        self.table = HoldingsTable(
+            **view, names=list(self.portfolio.names), sizing_mode="stretch_width", margin=(5, 10)
+        )
+        self._diagnostics = Diagnostics(**view, sizing_mode="stretch_width", margin=(10, 10))
+        self._views = (self._kpis, self.table, self._diagnostics)
         self._status = ConnectionStatus(margin=(12, 10))
-        self._diagnostics = pn.pane.HTML(self._diagnostics_html(), sizing_mode="stretch_width")
         self._layout = self._build_layout()
 
     # -- layout ---------------------------------------------------------------------------
@@ -129,10 +145,6 @@ class LiveDashboard(pn.viewable.Viewer):
         interval = pn.widgets.FloatInput.from_param(
             self.param.interval, name="Update interval (s)", step=0.5, width=150
         )
-        self._diagnostics_card = pn.Card(
-            self._diagnostics, title="Diagnostics", collapsed=True, sizing_mode="stretch_width"
-        )
-        self._diagnostics_card.param.watch(self._refresh_diagnostics, "collapsed")
         header = pn.Row(
             pn.pane.Markdown(f"## {self.title}", margin=(0, 10)),
             pn.pane.Markdown(f"**{self.portfolio.name}**", margin=(14, 10)),
@@ -149,7 +161,7 @@ class LiveDashboard(pn.viewable.Viewer):
             pn.Row(*self._bokeh_panes, sizing_mode="stretch_width"),
             pn.pane.Markdown("### Holdings", margin=(0, 10)),
             self.table,
-            self._diagnostics_card,
+            self._diagnostics,
             sizing_mode="stretch_width",
         )
 
@@ -233,39 +245,14 @@ class LiveDashboard(pn.viewable.Viewer):
         for i, symbol in enumerate(self.portfolio.symbols):
             data[symbol] = by_symbol[i]
         data["total_value"] = prices @ self._quantities
+        if len(batch) <= _JSON_ROWS:
+            # A few rows travel cheaper as JSON inside the message than as binary
+            # buffers: each buffer costs two more websocket frames and an id.
+            return {name: column.tolist() for name, column in data.items()}
         return data
-
-    def _current_prices(self) -> np.ndarray:
-        return self.feed.prices[self._columns]
 
     def _reference(self) -> np.ndarray:
         return self.feed.open_prices[self._columns]
-
-    def _table_columns(self) -> dict[str, np.ndarray]:
-        prices, reference = self._current_prices(), self._reference()
-        values = prices * self._quantities
-        change = prices - reference
-        return {
-            "symbol": list(self.portfolio.symbols),
-            "name": list(self.portfolio.names),
-            "price": prices,
-            "change": change,
-            "change_percent": change / reference * 100.0,
-            "quantity": self._quantities,
-            "value": values,
-            "weight": values / values.sum() * 100.0,
-            "tone": np.where(change > 0, UP, np.where(change < 0, DOWN, FLAT)).tolist(),
-        }
-
-    def _update_kpis(self, updated: float | None = None) -> None:
-        total = float(self._current_prices() @ self._quantities)
-        base = float(self._reference() @ self._quantities)
-        self._kpis.param.update(
-            total_value=total,
-            total_change=total - base,
-            total_change_percent=(total - base) / base * 100.0,
-            updated=updated,
-        )
 
     def _flush(self) -> None:
         """Send every tick since the last update to this view, as one message."""
@@ -279,43 +266,35 @@ class LiveDashboard(pn.viewable.Viewer):
         if len(batch) > self.rollover:
             batch = self.feed.latest(self.rollover)
         data = self._stream_columns(batch)
-        table = self._table_columns()
-        rows = slice(0, len(self.portfolio))
-        patch = {
-            name: [(rows, table[name])]
-            for name in ("price", "change", "change_percent", "value", "weight", "tone")
-        }
+        now = time.time()
         doc = self._doc if self._server else None
         with pn.io.hold(doc):
             self.source.stream(data, rollover=self.rollover)
-            self.table.patch(patch, as_index=False)
-            self._update_kpis(updated=float(batch.time[-1]))
-            self.stats["latency_ms"] = time.time() * 1000.0 - float(batch.time[-1])
+            self.stats["latency_ms"] = now * 1000.0 - float(batch.time[-1])
             self.stats["rows_streamed"] += len(batch)
             self.stats["ticks_missed"] += batch.missed
             self.stats["messages_sent"] += 1
             self._last_seq = batch.last_seq
-            if not self._diagnostics_card.collapsed:
-                self._diagnostics.object = self._diagnostics_html()
+            open_prices = self.feed.open_prices
+            if not np.array_equal(open_prices, self._open_prices):  # a new day began
+                self._open_prices = open_prices
+                reference = self._reference().tolist()
+                for view in self._views:
+                    view.reference = reference
+            if now - self._stats_sent_at >= _SERVER_STATS_PERIOD:
+                self._stats_sent_at = now
+                self._diagnostics.server = self.server_stats()
         if not self._server and self._doc is not None:
             pn.io.push_notebook(*self._bokeh_panes)
 
     # -- diagnostics ------------------------------------------------------------------------
 
-    def _refresh_diagnostics(self, *_events) -> None:
-        self._diagnostics.object = self._diagnostics_html()
-
-    def _diagnostics_html(self) -> str:
-        stats = self.stats
-        rows = [
-            ("Ticks received", f"{stats['ticks_received']:,}"),
-            ("Messages sent to this session", f"{stats['messages_sent']:,}"),
-            ("Rows streamed", f"{stats['rows_streamed']:,}"),
-            ("Ticks missed (older than the buffer)", f"{stats['ticks_missed']:,}"),
-            ("Tick-to-send latency", f"{stats['latency_ms']:.1f} ms"),
-            ("Feed tick rate", f"{self.feed.tick_rate:.2f} ticks/s"),
-            ("Subscribers on this feed", f"{self.feed.subscriber_count:,}"),
-            ("Last sequence number", f"{self._last_seq}"),
-        ]
-        body = "".join(f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows)
-        return f'<table class="ff-diagnostics">{body}</table>'
+    def server_stats(self) -> dict:
+        """This session's server-side figures and its feed's, as shown in Diagnostics."""
+        return {
+            **self.stats,
+            "latency_ms": round(self.stats["latency_ms"], 3),
+            "tick_rate": self.feed.tick_rate,
+            "subscribers": self.feed.subscriber_count,
+            "last_seq": self._last_seq,
+        }

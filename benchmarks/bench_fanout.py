@@ -1,0 +1,179 @@
+"""Fan-out benchmark: N protocol-level sessions on one server process.
+
+For each N it starts a fresh server, opens N sessions that speak Bokeh's WebSocket
+protocol (as a browser does, without rendering), lets them stream for a window and prints
+delivered updates/s, the share of ticks delivered, p50/p99 tick-to-receive latency, the
+server's CPU % and RSS per session. The baseline - the Panel docs' per-session
+``pn.state.add_periodic_callback`` app (benchmarks/baseline_app.py) - runs in the same
+invocation with the same client.
+
+Run: .venv/bin/python benchmarks/bench_fanout.py [--sessions 10,100,500,1000] [--window 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from finflow_panel.client import SessionClient  # noqa: E402
+
+BAR_DELIVERED, BAR_P99_MS = 0.99, 250.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(kind: str, port: int) -> subprocess.Popen:
+    common = ["--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    if kind == "finflow":
+        cmd = [sys.executable, "-m", "finflow_panel.cli", "serve", "--tick", "1", "--interval",
+               "1", "--session-lifetime", "2", *common]  # fmt: skip
+        ready = f"http://127.0.0.1:{port}/api/feed"
+    else:
+        app = str(ROOT / "benchmarks/baseline_app.py")
+        lifetime = ["--unused-session-lifetime", "2000", "--check-unused-sessions", "2000"]
+        cmd = [sys.executable, "-m", "panel", "serve", app, *lifetime, *common]
+        ready = f"http://127.0.0.1:{port}/baseline_app"
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(ready, timeout=5):
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{kind} server did not start") from None
+            time.sleep(0.2)
+    return process
+
+
+async def run(kind: str, n: int, window: float, warmup: float) -> dict:
+    port = free_port()
+    server = start_server(kind, port)
+    proc = psutil.Process(server.pid)
+    route = "/portfolio" if kind == "finflow" else "/baseline_app"
+    url = f"http://127.0.0.1:{port}{route}"
+    try:
+        rss_before = proc.memory_info().rss
+        semaphore = asyncio.Semaphore(16)
+
+        async def open_one():
+            async with semaphore:
+                client = await SessionClient.open(url, timeout=120)
+                await client.pull_doc(timeout=120)
+                return client
+
+        opened = time.monotonic()
+        clients = await asyncio.gather(*[open_one() for _ in range(n)])
+        open_seconds = time.monotonic() - opened
+        measuring = {"on": False}
+        rows, latencies, messages = [0], [], [0]
+
+        async def read(client):
+            while True:
+                try:
+                    message = await client.next_patch(timeout=3600)
+                except (ConnectionError, asyncio.CancelledError):
+                    return
+                if not measuring["on"]:
+                    continue
+                for batch in client.streamed(message):
+                    if "seq" in batch.columns:
+                        messages[0] += 1
+                        rows[0] += len(batch.seq)
+                        latencies.extend((message.received * 1000.0 - batch.time).tolist())
+
+        readers = [asyncio.ensure_future(read(c)) for c in clients]
+        await asyncio.sleep(warmup)
+        rss_open = proc.memory_info().rss
+        cpu_before = sum(proc.cpu_times()[:2])
+        me = psutil.Process()
+        my_cpu_before = sum(me.cpu_times()[:2])
+        measuring["on"] = True
+        started = time.monotonic()
+        await asyncio.sleep(window)
+        measuring["on"] = False
+        elapsed = time.monotonic() - started
+        cpu = (sum(proc.cpu_times()[:2]) - cpu_before) / elapsed * 100
+        client_cpu = (sum(me.cpu_times()[:2]) - my_cpu_before) / elapsed * 100
+        for reader in readers:
+            reader.cancel()
+        for client in clients:
+            client.close()
+        expected = n * elapsed  # one tick per second per session
+        lat = np.array(latencies) if latencies else np.array([np.nan])
+        return {
+            "kind": kind,
+            "n": n,
+            "open_s": open_seconds,
+            "updates_per_s": messages[0] / elapsed,
+            "delivered": rows[0] / expected,
+            "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)),
+            "cpu": cpu,
+            "client_cpu": client_cpu,
+            "rss_per_session_kb": (rss_open - rss_before) / n / 1024,
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", default="10,100,500,1000")
+    parser.add_argument("--baseline-sessions", default=None, help="default: same as --sessions")
+    parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sessions.split(",")]
+    baseline_sizes = [int(s) for s in (args.baseline_sessions or args.sessions).split(",")]
+
+    columns = [("app", "<9"), ("sessions", ">9"), ("open s", ">8"), ("upd/s", ">9"),
+               ("delivered", ">10"), ("p50 ms", ">9"), ("p99 ms", ">9"), ("srv CPU%", ">9"),
+               ("cli CPU%", ">9"), ("RSS/sess", ">10")]  # fmt: skip
+    header = "".join(f"{name:{align}}" for name, align in columns)
+    print(f"fan-out at 1 s ticks and 1 s update interval, {args.window:.0f} s window, "
+          f"{os.cpu_count()} cores", flush=True)  # fmt: skip
+    print(header, flush=True)
+    results = []
+    for kind, ns in (("baseline", baseline_sizes), ("finflow", sizes)):
+        for n in ns:
+            r = asyncio.run(run(kind, n, args.window, args.warmup))
+            results.append(r)
+            ok = r["delivered"] >= BAR_DELIVERED and r["p99"] < BAR_P99_MS
+            print(f"{kind:<9}{n:>9}{r['open_s']:>8.1f}{r['updates_per_s']:>9.1f}"
+                  f"{r['delivered'] * 100:>9.1f}%{r['p50']:>9.1f}{r['p99']:>9.1f}"
+                  f"{r['cpu']:>9.1f}{r['client_cpu']:>9.1f}{r['rss_per_session_kb']:>7.0f} kB"
+                  f"{'  meets bar' if ok else ''}", flush=True)  # fmt: skip
+
+    def best(kind):
+        passing = [r["n"] for r in results if r["kind"] == kind
+                   and r["delivered"] >= BAR_DELIVERED and r["p99"] < BAR_P99_MS]  # fmt: skip
+        return max(passing, default=0)
+
+    base, ours = best("baseline"), best("finflow")
+    ratio = f"{ours / base:.1f}x" if base else "n/a (baseline met the bar at no size)"
+    print(f"largest N meeting >=99% delivered and p99 < 250 ms: baseline {base}, "
+          f"finflow {ours} ({ratio})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
