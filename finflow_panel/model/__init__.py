@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import risk
 from .market import simulate
 from .portfolio import HOLDING_COLUMNS, VALUATION_COLUMNS, Holding, Portfolio, PortfolioError
 
@@ -11,5 +12,6 @@ __all__ = [
     "Holding",
     "Portfolio",
     "PortfolioError",
+    "risk",
     "simulate",
 ]

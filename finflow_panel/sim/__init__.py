@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .paths import simulate_paths
 from .random_walk import TRADING_DAY, RandomWalk, correlation_factor
 
-__all__ = ["TRADING_DAY", "RandomWalk", "correlation_factor"]
+__all__ = ["TRADING_DAY", "RandomWalk", "correlation_factor", "simulate_paths"]

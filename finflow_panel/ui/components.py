@@ -73,6 +73,9 @@ class KpiCards(_SourceView):
     """Total value, change and change % (green up, red down), last update and its age."""
 
     currency = param.String(default="$", doc="Prefix of money values.")
+    rendered = param.Boolean(
+        default=False, doc="Set by the browser once the cards are on the page."
+    )
 
     _esm = (
         _PRELUDE
@@ -113,6 +116,7 @@ class KpiCards(_SourceView):
       })
       const timer = setInterval(drawAge, 1000)
       model.on("remove", () => clearInterval(timer))
+      model.rendered = true
     }
     """
     )

@@ -172,7 +172,9 @@ class LiveDashboard(pn.viewable.Viewer):
     # -- subscription ---------------------------------------------------------------------
 
     def _attach(self, doc) -> None:
-        if self._unsubscribe is not None or doc is None:
+        """Follow the feed: in a server session (``doc`` has a session context) or, with
+        no session, in a notebook, where updates reach the page through comms."""
+        if self._unsubscribe is not None:
             return
         self._doc = doc
         self._server = getattr(doc, "session_context", None) is not None
@@ -184,9 +186,11 @@ class LiveDashboard(pn.viewable.Viewer):
             # (document_ready); until then the document is pulled whole on connect.
             pn.state.onload(self._on_ready)
         else:
-            self._ready = True
+            # In a notebook, changes pushed before the output is on the page are lost,
+            # so streaming starts when the browser says the cards have rendered.
+            self._kpis.param.watch(self._on_ready, "rendered")
 
-    def _on_ready(self) -> None:
+    def _on_ready(self, *_events) -> None:
         self._ready = True
         self._next_due = 0.0
 
@@ -284,7 +288,9 @@ class LiveDashboard(pn.viewable.Viewer):
             if now - self._stats_sent_at >= _SERVER_STATS_PERIOD:
                 self._stats_sent_at = now
                 self._diagnostics.server = self.server_stats()
-        if not self._server and self._doc is not None:
+        if not self._server:
+            # Raw Bokeh edits reach a notebook page only when pushed; Panel components
+            # (the views, the widgets) sync by themselves.
             pn.io.push_notebook(*self._bokeh_panes)
 
     # -- diagnostics ------------------------------------------------------------------------

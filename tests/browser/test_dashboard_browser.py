@@ -37,14 +37,14 @@ def test_live_value_offline_stop_and_start(server, page):
     first = total.inner_text()
     expect(total).not_to_have_text(first, timeout=15_000)
 
-    page.get_by_role("button", name="Stop").click()
-    expect(page.get_by_role("button", name="Start")).to_be_enabled()
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.get_by_role("button", name="Start", exact=True)).to_be_enabled()
     _wait_ticks(server, 2)  # let an update already in flight land
     frozen = total.inner_text()
     _wait_ticks(server, 8)
     assert total.inner_text() == frozen
 
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     expect(total).not_to_have_text(frozen, timeout=15_000)
     expect(page.locator(".ff-status")).to_have_text("\u25cf Connected")
 

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,3 +240,25 @@ def test_bad_portfolio_file_is_named(tmp_path):
     )
     assert result.returncode == 2
     assert f"{bad}:2: quantity for AAPL is negative" in result.stderr
+
+
+def test_panel_serve_on_the_dashboard_notebook():
+    notebook = Path(__file__).parents[2] / "notebooks" / "live_portfolio.ipynb"
+    process = ServerProcess(
+        "--allow-websocket-origin",
+        "*",
+        cmd=[sys.executable, "-m", "panel", "serve", str(notebook)],
+    ).start(ready_path="/live_portfolio")
+
+    async def main():
+        client, columns = await _session(process, route="/live_portfolio")
+        first = await client.next_rows()
+        second = await client.next_rows()
+        client.close()
+        assert first.seq[0] == columns["seq"][-1] + 1
+        assert second.seq[0] == first.seq[-1] + 1
+
+    try:
+        run_async(main())
+    finally:
+        process.stop()
