@@ -136,14 +136,14 @@ class LiveDashboard(pn.viewable.Viewer):
             pn.pane.Bokeh(value_fig, sizing_mode="stretch_width"),
             pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
         ]
-        start = pn.widgets.Button(name="Start", button_type="success", width=90)
-        stop = pn.widgets.Button(name="Stop", button_type="danger", width=90)
+        start = pn.widgets.Button(label="Start", color="success", width=90)
+        stop = pn.widgets.Button(label="Stop", color="danger", width=90)
         start.on_click(lambda event: setattr(self, "running", True))
         stop.on_click(lambda event: setattr(self, "running", False))
         start.disabled, stop.disabled = self.running, not self.running
         self._buttons = (start, stop)
         interval = pn.widgets.FloatInput.from_param(
-            self.param.interval, name="Update interval (s)", step=0.5, width=150
+            self.param.interval, label="Update interval (s)", step=0.5, width=150
         )
         header = pn.Row(
             pn.pane.Markdown(f"## {self.title}", margin=(0, 10)),

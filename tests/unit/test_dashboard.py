@@ -1,0 +1,88 @@
+"""LiveDashboard logic without a server: a manual feed drives it tick by tick."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bokeh.document import Document
+
+from finflow_panel import Holding, LiveDashboard, Portfolio, SharedFeed
+
+
+@pytest.fixture
+def feed():
+    portfolio = Portfolio.sample()
+    feed = SharedFeed(portfolio.random_walk(seed=1), history=50, manual=True)
+    feed.advance(10)
+    return feed
+
+
+class SessionDoc(Document):
+    """A Document that poses as a server session's and records scheduled callbacks."""
+
+    session_context = object()
+
+    def __init__(self):
+        super().__init__()
+        self.scheduled = []
+
+    def add_next_tick_callback(self, callback):
+        self.scheduled.append(callback)
+
+
+def test_new_view_starts_with_the_recent_history(feed):
+    view = LiveDashboard(feed=feed)
+    np.testing.assert_array_equal(view.source.data["seq"], np.arange(10))
+    expected = feed.since(-1).prices @ Portfolio.sample().quantities
+    np.testing.assert_allclose(view.source.data["total_value"], expected)
+
+
+def test_flush_streams_every_tick_since_the_last_update(feed):
+    view = LiveDashboard(feed=feed)
+    feed.advance(3)
+    view._flush()
+    np.testing.assert_array_equal(view.source.data["seq"], np.arange(13))
+    assert view.stats["rows_streamed"] == 3 and view.stats["messages_sent"] == 1
+
+
+def test_stopped_view_receives_nothing_and_start_backfills(feed):
+    view = LiveDashboard(feed=feed)
+    view._ready = True
+    view.running = False
+    feed.advance(4)
+    view._flush()
+    assert len(view.source.data["seq"]) == 10
+    view.running = True  # backfills at once
+    np.testing.assert_array_equal(view.source.data["seq"], np.arange(14))
+
+
+def test_rollover_bounds_the_source(feed):
+    view = LiveDashboard(feed=feed, rollover=12)
+    feed.advance(30)
+    view._flush()
+    np.testing.assert_array_equal(view.source.data["seq"], np.arange(28, 40))
+
+
+def test_at_most_one_pending_callback_per_session(feed):
+    view = LiveDashboard(feed=feed, interval=0.1)
+    doc = SessionDoc()
+    view._doc, view._server, view._ready = doc, True, True
+    for _ in range(20):
+        view.on_tick(feed)  # the loop is too busy to run the callback meanwhile
+    assert len(doc.scheduled) == 1
+    feed.advance(5)
+    doc.scheduled.pop()()
+    assert view.stats["rows_streamed"] == 5  # one bigger batch, not twenty small ones
+    assert view.stats["ticks_received"] == 20
+
+
+@pytest.mark.parametrize("interval", [0.0, 0.05, 61, -1])
+def test_out_of_range_interval_is_refused(feed, interval):
+    with pytest.raises(ValueError, match="interval"):
+        LiveDashboard(feed=feed, interval=interval)
+
+
+def test_unknown_symbol_is_named(feed):
+    book = Portfolio((Holding("AAPL", 1, 100.0), Holding("TSLA", 1, 200.0)))
+    with pytest.raises(ValueError, match="unknown symbol.*TSLA"):
+        LiveDashboard(portfolio=book, feed=feed)
