@@ -6,7 +6,7 @@ from bokeh.models import ColumnDataSource, DataRange1d, HoverTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-__all__ = ["portfolio_figure", "prices_figure", "shared_x_range"]
+__all__ = ["finish_symbol_lines", "portfolio_figure", "prices_figure", "shared_x_range"]
 
 _TIME_FORMAT = "@time{%H:%M:%S}"
 
@@ -75,16 +75,27 @@ def prices_figure(source: ColumnDataSource, x_range: DataRange1d, symbols: tuple
         )
         for i, symbol in enumerate(symbols)
     ]
-    # One hover tool for every line keeps the document small: each message's serializer
-    # walks all of the document's models.
+    finish_symbol_lines(fig, lines, time_format="%H:%M:%S")
+    fig.legend.label_text_font_size = "11px"
+    return fig
+
+
+def finish_symbol_lines(fig, lines: list, time_format: str) -> None:
+    """One hover tool for all of a figure's per-symbol lines, and a hiding legend.
+
+    One tool rather than one per line keeps the document small: every message's
+    serializer walks all of the document's models.
+    """
     fig.add_tools(
         HoverTool(
             renderers=lines,
-            tooltips=[("symbol", "$name"), ("time", "$x{%H:%M:%S}"), ("price", "$y{0,0.00}")],
+            tooltips=[
+                ("symbol", "$name"),
+                ("time", f"$x{{{time_format}}}"),
+                ("price", "$y{0,0.00}"),
+            ],
             formatters={"$x": "datetime"},
         )
     )
     fig.legend.click_policy = "hide"
     fig.legend.location = "top_left"
-    fig.legend.label_text_font_size = "11px"
-    return fig

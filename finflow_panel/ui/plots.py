@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-from bokeh.models import HoverTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
+
+from .charts import finish_symbol_lines
 
 __all__ = ["price_paths_figure"]
 
@@ -30,14 +31,6 @@ def price_paths_figure(prices: pd.DataFrame, title: str = "Prices", height: int 
         )
         for i, column in enumerate(prices.columns)
     ]
-    fig.add_tools(
-        HoverTool(
-            renderers=lines,
-            tooltips=[("symbol", "$name"), ("date", "$x{%F}"), ("price", "$y{0,0.00}")],
-            formatters={"$x": "datetime"},
-        )
-    )
-    fig.legend.click_policy = "hide"
-    fig.legend.location = "top_left"
+    finish_symbol_lines(fig, lines, time_format="%F")
     fig.yaxis.axis_label = "Price"
     return fig
