@@ -8,6 +8,7 @@ FINFLOW_SEED, FINFLOW_ALWAYS_ON.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -131,6 +132,8 @@ class FeedStatusHandler(RequestHandler):
 
     def get(self) -> None:
         feed = process_feed(self.config)
+        if self.get_query_argument("gc", "0") == "1":
+            gc.collect()  # so that live_dashboards counts only what is really held
         # ru_maxrss is the peak; the current RSS comes from /proc where available.
         rss = _current_rss()
         self.set_header("Content-Type", "application/json")
@@ -145,6 +148,7 @@ class FeedStatusHandler(RequestHandler):
                     "tick": feed.tick,
                     "tick_rate": feed.tick_rate,
                     "rss_bytes": rss,
+                    "live_dashboards": len(LiveDashboard.instances),
                     "config": asdict(self.config),
                 }
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from functools import partial
 
 import numpy as np
@@ -68,8 +69,12 @@ class LiveDashboard(pn.viewable.Viewer):
     )
     title = param.String(default="FinFlow \u00b7 live portfolio", doc="Heading.")
 
+    #: Every dashboard still in memory, weakly held: a closed session's must go.
+    instances: weakref.WeakSet = weakref.WeakSet()
+
     def __init__(self, **params) -> None:
         super().__init__(**params)
+        LiveDashboard.instances.add(self)
         if self.portfolio is None:
             self.portfolio = Portfolio.sample()
         if self.feed is None:
