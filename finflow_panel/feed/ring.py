@@ -50,6 +50,13 @@ class TickRing:
         return self._count - 1
 
     @property
+    def last_time(self) -> float:
+        """Time (epoch ms) of the newest tick, nan before the first."""
+        if self._count == 0:
+            return float("nan")
+        return float(self._time[(self._count - 1) % self.capacity])
+
+    @property
     def first_seq(self) -> int:
         """Sequence number of the oldest tick still held."""
         return max(0, self._count - self.capacity)

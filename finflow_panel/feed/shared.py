@@ -85,6 +85,11 @@ class SharedFeed(param.Parameterized):
         """Sequence number of the newest tick, -1 before the first."""
         return self._ring.last_seq
 
+    @property
+    def last_time(self) -> float:
+        """Epoch milliseconds of the newest tick (nan before the first)."""
+        return self._ring.last_time
+
     def since(self, seq: int) -> TickBatch:
         """Every held tick after sequence number ``seq``."""
         return self._ring.since(seq)

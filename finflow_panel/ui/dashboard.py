@@ -209,8 +209,9 @@ class LiveDashboard(pn.viewable.Viewer):
         self.stats["ticks_received"] += 1
         if not (self.running and self._ready) or self._pending:
             return
-        now = time.monotonic()
-        if now < self._next_due:
+        # Due by the ticks' own clock: a flush that ran late in a busy loop does not
+        # push the next one back (which would skip a tick and double its latency).
+        if feed.last_time < self._next_due:
             return
         if self._server:
             if self._write_backlog() > _MAX_WRITE_BACKLOG:
@@ -271,7 +272,8 @@ class LiveDashboard(pn.viewable.Viewer):
         batch = self.feed.since(self._last_seq)
         if not len(batch):
             return
-        self._next_due = time.monotonic() + self.interval - min(self.feed.tick, self.interval) / 2
+        tolerance = min(self.feed.tick, self.interval) / 2
+        self._next_due = float(batch.time[-1]) + (self.interval - tolerance) * 1000.0
         if len(batch) > self.rollover:
             batch = self.feed.latest(self.rollover)
         data = self._stream_columns(batch)
