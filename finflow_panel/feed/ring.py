@@ -29,6 +29,15 @@ class TickBatch:
     def last_seq(self) -> int:
         return int(self.seq[-1]) if len(self.seq) else -1
 
+    def tail(self, n: int) -> TickBatch:
+        """The newest ``n`` rows of this batch (the batch itself if it has no more)."""
+        if len(self) <= n:
+            return self
+        cut = len(self) - n
+        return TickBatch(
+            self.symbols, self.seq[cut:], self.time[cut:], self.prices[cut:], self.missed
+        )
+
 
 class TickRing:
     """The last ``capacity`` ticks; sequence numbers count up from 0 without gaps."""

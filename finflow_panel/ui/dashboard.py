@@ -110,10 +110,7 @@ class LiveDashboard(pn.viewable.Viewer):
             "latency_ms": float("nan"),
         }
 
-        history = self.feed.latest(self.rollover)
-        self.source = ColumnDataSource(
-            {k: np.asarray(v) for k, v in self._stream_columns(history).items()}
-        )
+        self.source = ColumnDataSource(self._stream_columns(self.feed.latest(self.rollover)))
         self._last_seq = self.feed.last_seq
         self._open_prices = self.feed.open_prices
         view = {
@@ -255,10 +252,6 @@ class LiveDashboard(pn.viewable.Viewer):
         for i, symbol in enumerate(self.portfolio.symbols):
             data[symbol] = by_symbol[i]
         data["total_value"] = prices @ self._quantities
-        if len(batch) <= _JSON_ROWS:
-            # A few rows travel cheaper as JSON inside the message than as binary
-            # buffers: each buffer costs two more websocket frames and an id.
-            return {name: column.tolist() for name, column in data.items()}
         return data
 
     def _reference(self) -> np.ndarray:
@@ -274,9 +267,12 @@ class LiveDashboard(pn.viewable.Viewer):
             return
         tolerance = min(self.feed.tick, self.interval) / 2
         self._next_due = float(batch.time[-1]) + (self.interval - tolerance) * 1000.0
-        if len(batch) > self.rollover:
-            batch = self.feed.latest(self.rollover)
+        batch = batch.tail(self.rollover)
         data = self._stream_columns(batch)
+        if len(batch) <= _JSON_ROWS:
+            # A few rows travel cheaper as JSON inside the message than as binary
+            # buffers: each buffer costs two more websocket frames and an id.
+            data = {name: column.tolist() for name, column in data.items()}
         now = time.time()
         doc = self._doc if self._server else None
         with pn.io.hold(doc):
