@@ -21,6 +21,7 @@ from tornado.web import RequestHandler
 from finflow_panel.feed import SharedFeed
 from finflow_panel.model import Portfolio
 from finflow_panel.ui import LiveDashboard
+from finflow_panel.ui.fanout import FanOut
 
 __all__ = ["ServeConfig", "build_dashboard", "index_page", "process_feed", "serve"]
 
@@ -99,8 +100,9 @@ class SessionHeapPolicy:
 
     Every open session holds thousands of Bokeh and Panel objects. A full (generation 2)
     collection walks all of them: measured here with 300 sessions it paused the server
-    for 1.7 s every ~20 s, which delayed ticks and every session's updates. Once sessions
-    are up their objects are frozen (``gc.freeze``), so full scans see only new objects;
+    for 1.7 s every ~20 s, which delayed ticks and every session's updates. Objects of
+    sessions that are up are frozen (``gc.freeze``) a few seconds later - at most that
+    long, even while more sessions keep arriving - so full scans see only new objects;
     a while after sessions close, the heap is unfrozen, collected once and frozen again,
     so nothing a closed session held survives.
     """
@@ -120,7 +122,9 @@ class SessionHeapPolicy:
         return loop.call_later(delay, callback)
 
     def session_ready(self) -> None:
-        self._freeze = self._later(self._freeze, self.freeze_delay, self.freeze)
+        # Not pushed back by later sessions, so a steady stream of them is frozen too.
+        if self._freeze is None:
+            self._freeze = self._later(None, self.freeze_delay, self.freeze)
 
     def session_closed(self, session_context) -> None:
         self._reclaim = self._later(self._reclaim, self.reclaim_delay, self.reclaim)
@@ -197,6 +201,7 @@ class FeedStatusHandler(RequestHandler):
                     "tick_rate": feed.tick_rate,
                     "rss_bytes": rss,
                     "live_dashboards": len(LiveDashboard.instances),
+                    "deliveries": dict(FanOut.current().routes),
                     "config": asdict(self.config),
                 }
             )

@@ -199,6 +199,11 @@ class SessionClient:
         )
         await self._send_event("button_click", {"model": {"id": button["id"]}}, timeout)
 
+    async def set_property(self, model_id: str, attr: str, value: Any, timeout: float = 30.0):
+        """Change a model's property from the browser side, as BokehJS does."""
+        event = {"kind": "ModelChanged", "model": {"id": model_id}, "attr": attr, "new": value}
+        await self.send("PATCH-DOC", {"events": [event]}, timeout)
+
     async def next_patch(self, timeout: float = 30.0) -> Message:
         """The next PATCH-DOC message."""
         deadline = time.monotonic() + timeout

@@ -211,10 +211,13 @@ class Diagnostics(_SourceView):
     """A collapsed ``<details>`` panel of what this session received and sent.
 
     Counters of what arrived are kept in the browser; ``server`` carries the server's
-    own figures (messages sent, send latency, subscribers), refreshed every few seconds.
+    own figures (messages sent, send latency, subscribers), refreshed every few seconds
+    while the panel is open (``open``, set by the browser), and not at all while it is
+    closed, so a thousand idle panels cost the server nothing.
     """
 
     server = param.Dict(default={}, doc="Server-side figures of this session and its feed.")
+    open = param.Boolean(default=False, doc="Whether the panel is expanded in the browser.")
 
     _esm = (
         _PRELUDE
@@ -224,6 +227,8 @@ class Diagnostics(_SourceView):
       details.className = "ff-card ff-diagnostics"
       details.innerHTML = "<summary>Diagnostics</summary><table></table>"
       const table = details.querySelector("table")
+      details.open = model.open
+      details.addEventListener("toggle", () => { model.open = details.open })
       let updates = 0, rows = 0, lastSeq = null, latency = null
       const draw = (source) => {
         const v = valuation(model, source)

@@ -16,6 +16,7 @@ from ..feed import SharedFeed, TickBatch
 from ..model import Portfolio
 from .charts import portfolio_figure, prices_figure, shared_x_range
 from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
+from .fanout import BokehWire, FanOut, SharedUpdate
 
 __all__ = ["LiveDashboard"]
 
@@ -28,7 +29,7 @@ RESERVED_COLUMNS = ("time", "seq", "total_value")
 _MAX_WRITE_BACKLOG = 4 * 1024 * 1024
 # Batches up to this many rows are sent as JSON lists, bigger ones as binary arrays.
 _JSON_ROWS = 16
-# Server-side figures in the diagnostics panel are refreshed at most this often.
+# Server-side figures in an open diagnostics panel are refreshed at most this often.
 _SERVER_STATS_PERIOD = 5.0
 
 
@@ -93,6 +94,8 @@ class LiveDashboard(pn.viewable.Viewer):
             self.rollover = self.feed.history
         self._columns = np.array([self.feed.symbols.index(s) for s in symbols])
         self._quantities = self.portfolio.quantities
+        # Dashboards with equal keys holding the same rows receive identical updates.
+        self._layout_key = (self.feed, tuple(symbols), self._quantities.tobytes(), self.rollover)
 
         self._doc = None
         self._server = False
@@ -124,6 +127,7 @@ class LiveDashboard(pn.viewable.Viewer):
             **view, names=list(self.portfolio.names), sizing_mode="stretch_width", margin=(5, 10)
         )
         self._diagnostics = Diagnostics(**view, sizing_mode="stretch_width", margin=(10, 10))
+        self._diagnostics.param.watch(self._on_diagnostics_open, "open")
         self._views = (self._kpis, self.table, self._diagnostics)
         self._status = ConnectionStatus(margin=(12, 10))
         self._layout = self._build_layout()
@@ -213,10 +217,10 @@ class LiveDashboard(pn.viewable.Viewer):
         if self._server:
             if self._write_backlog() > _MAX_WRITE_BACKLOG:
                 return
-            # At most one pending callback per session: under overload a session gets
+            # At most one pending delivery per session: under overload a session gets
             # bigger batches less often, never an unbounded queue.
             self._pending = True
-            self._doc.add_next_tick_callback(self._flush)
+            FanOut.current().enqueue(self)
         else:
             self._flush()
 
@@ -243,6 +247,10 @@ class LiveDashboard(pn.viewable.Viewer):
     def _on_interval(self) -> None:
         self._next_due = 0.0
 
+    def _on_diagnostics_open(self, event) -> None:
+        if event.new:
+            self._send_server_stats(time.time())
+
     # -- updates --------------------------------------------------------------------------
 
     def _stream_columns(self, batch: TickBatch) -> dict[str, np.ndarray]:
@@ -257,6 +265,73 @@ class LiveDashboard(pn.viewable.Viewer):
     def _reference(self) -> np.ndarray:
         return self.feed.open_prices[self._columns]
 
+    def _rows_key(self) -> tuple:
+        """What identifies this source's rows: dashboards with equal keys hold equal data."""
+        seq = self.source.data["seq"]
+        n = len(seq)
+        if n == 0:
+            return (self._layout_key, "empty")
+        first, last = int(seq[0]), int(seq[-1])
+        if last - first + 1 == n:  # every tick from first to last, none missed
+            return (self._layout_key, first, last)
+        return (self._layout_key, "own", id(self))
+
+    def _stats_due(self, now: float) -> bool:
+        return self._diagnostics.open and now - self._stats_sent_at >= _SERVER_STATS_PERIOD
+
+    def _deliver(self, updates: dict) -> str | None:
+        """Send the due update from a `FanOut` pass, worked out once per distinct update.
+
+        ``updates`` maps a sessions' rows and the feed's last tick to the `SharedUpdate`
+        already prepared in this pass. Anything unusual (a backfill, a new trading day,
+        diagnostics to refresh, a busy document or connection) takes Bokeh's own route.
+        Returns the route taken ("shared" or "bokeh"), or None if nothing was due.
+        """
+        self._pending = False
+        context = self._doc.session_context
+        if not self.running or context is None or context.destroyed:  # session closed
+            return None
+        feed = self.feed
+        rows = feed.last_seq - self._last_seq
+        if rows <= 0:
+            return None
+        now = time.time()
+        sockets = BokehWire.sockets(self._doc)
+        usual = (
+            sockets is not None
+            and rows <= _JSON_ROWS
+            and not self._stats_due(now)
+            and np.array_equal(feed.open_prices, self._open_prices)
+        )
+        update = None
+        if usual:
+            key = (self._rows_key(), feed.last_seq)
+            update = updates.get(key)
+            if update is None:
+                batch = feed.since(self._last_seq).tail(self.rollover)
+                columns = self._stream_columns(batch)
+                update = SharedUpdate.build(batch, self.source.data, columns, self.rollover)
+                updates[key] = update
+        if update is None:
+            self._pending = True
+            self._doc.add_next_tick_callback(self._flush)
+            return "bokeh"
+        # The shared columns replace this source's own, as Bokeh's stream would, without
+        # a change event: the message below is that event, already serialized.
+        dict.update(self.source.data, update.columns)
+        BokehWire.send_patch(sockets, update.content(self.source.id))
+        self._account(update.last_seq, update.last_time, update.rows, update.missed, now)
+        return "shared"
+
+    def _account(self, last_seq: int, last_time: float, rows: int, missed: int, now: float):
+        tolerance = min(self.feed.tick, self.interval) / 2
+        self._next_due = last_time + (self.interval - tolerance) * 1000.0
+        self._last_seq = last_seq
+        self.stats["latency_ms"] = now * 1000.0 - last_time
+        self.stats["rows_streamed"] += rows
+        self.stats["ticks_missed"] += missed
+        self.stats["messages_sent"] += 1
+
     def _flush(self) -> None:
         """Send every tick since the last update to this view, as one message."""
         self._pending = False
@@ -265,8 +340,6 @@ class LiveDashboard(pn.viewable.Viewer):
         batch = self.feed.since(self._last_seq)
         if not len(batch):
             return
-        tolerance = min(self.feed.tick, self.interval) / 2
-        self._next_due = float(batch.time[-1]) + (self.interval - tolerance) * 1000.0
         batch = batch.tail(self.rollover)
         data = self._stream_columns(batch)
         if len(batch) <= _JSON_ROWS:
@@ -277,24 +350,23 @@ class LiveDashboard(pn.viewable.Viewer):
         doc = self._doc if self._server else None
         with pn.io.hold(doc):
             self.source.stream(data, rollover=self.rollover)
-            self.stats["latency_ms"] = now * 1000.0 - float(batch.time[-1])
-            self.stats["rows_streamed"] += len(batch)
-            self.stats["ticks_missed"] += batch.missed
-            self.stats["messages_sent"] += 1
-            self._last_seq = batch.last_seq
+            self._account(batch.last_seq, float(batch.time[-1]), len(batch), batch.missed, now)
             open_prices = self.feed.open_prices
             if not np.array_equal(open_prices, self._open_prices):  # a new day began
                 self._open_prices = open_prices
                 reference = self._reference().tolist()
                 for view in self._views:
                     view.reference = reference
-            if now - self._stats_sent_at >= _SERVER_STATS_PERIOD:
-                self._stats_sent_at = now
-                self._diagnostics.server = self.server_stats()
+            if self._stats_due(now):
+                self._send_server_stats(now)
         if not self._server:
             # Raw Bokeh edits reach a notebook page only when pushed; Panel components
             # (the views, the widgets) sync by themselves.
             pn.io.push_notebook(*self._bokeh_panes)
+
+    def _send_server_stats(self, now: float) -> None:
+        self._stats_sent_at = now
+        self._diagnostics.server = self.server_stats()
 
     # -- diagnostics ------------------------------------------------------------------------
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from bokeh.document import Document
 
 from finflow_panel import Holding, LiveDashboard, Portfolio, SharedFeed
+from finflow_panel.ui.fanout import FanOut
 
 
 @pytest.fixture
@@ -20,7 +23,7 @@ def feed():
 class SessionDoc(Document):
     """A Document that poses as a server session's and records scheduled callbacks."""
 
-    session_context = object()
+    session_context = SimpleNamespace(destroyed=False)
 
     def __init__(self):
         super().__init__()
@@ -63,15 +66,36 @@ def test_rollover_bounds_the_source(feed):
     np.testing.assert_array_equal(view.source.data["seq"], np.arange(28, 40))
 
 
-def test_at_most_one_pending_callback_per_session(feed):
-    view = LiveDashboard(feed=feed, interval=0.1)
-    doc = SessionDoc()
-    view._doc, view._server, view._ready = doc, True, True
+class RecordingLoop:
+    def __init__(self):
+        self.callbacks = []
+
+    def add_callback(self, callback):
+        self.callbacks.append(callback)
+
+
+@pytest.fixture
+def fanout(monkeypatch):
+    fanout = FanOut(RecordingLoop())
+    monkeypatch.setattr(FanOut, "current", classmethod(lambda cls: fanout))
+    return fanout
+
+
+def served(view, doc=None):
+    view._doc, view._server, view._ready = doc or SessionDoc(), True, True
+    return view
+
+
+def test_at_most_one_pending_delivery_per_session(feed, fanout):
+    view = served(LiveDashboard(feed=feed, interval=0.1))
     for _ in range(20):
-        view.on_tick(feed)  # the loop is too busy to run the callback meanwhile
-    assert len(doc.scheduled) == 1
+        view.on_tick(feed)  # the loop is too busy to run the fan-out meanwhile
+    assert len(fanout._queue) == 1 and len(fanout._loop.callbacks) == 1
     feed.advance(5)
-    doc.scheduled.pop()()
+    fanout._loop.callbacks.pop()()
+    # No websocket to write to: the update takes Bokeh's route, still one callback.
+    assert len(view._doc.scheduled) == 1
+    view._doc.scheduled.pop()()
     assert view.stats["rows_streamed"] == 5  # one bigger batch, not twenty small ones
     assert view.stats["ticks_received"] == 20
 
