@@ -122,6 +122,7 @@ class SessionHeapPolicy:
         return loop.call_later(delay, callback)
 
     def session_ready(self) -> None:
+        trim_document(pn.state.curdoc)
         # Not pushed back by later sessions, so a steady stream of them is frozen too.
         if self._freeze is None:
             self._freeze = self._later(None, self.freeze_delay, self.freeze)
@@ -138,6 +139,23 @@ class SessionHeapPolicy:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
+
+
+def trim_document(doc) -> None:
+    """Drop the default values Bokeh materialized while walking ``doc``'s models.
+
+    Reading an unset list or dict property (as Bokeh does for every model when it
+    collects a document's references) creates an empty, change-tracked container and
+    caches it on the model: ~20 per model, about half of a session's memory. They
+    hold nothing: a value that was changed has moved out of this cache, and one read
+    again is simply created again.
+    """
+    if doc is None:
+        return
+    for model in doc.models:
+        cache = getattr(model, "_unstable_default_values", None)
+        if cache:
+            cache.clear()
 
 
 HEAP_POLICY = SessionHeapPolicy()

@@ -6,7 +6,14 @@ from bokeh.models import ColumnDataSource, DataRange1d, HoverTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-__all__ = ["finish_symbol_lines", "portfolio_figure", "prices_figure", "shared_x_range"]
+__all__ = [
+    "finish_symbol_lines",
+    "lean_lines",
+    "portfolio_figure",
+    "prices_figure",
+    "share_time_axis",
+    "shared_x_range",
+]
 
 _TIME_FORMAT = "@time{%H:%M:%S}"
 
@@ -45,10 +52,33 @@ def _figure(title: str, x_range: DataRange1d, y_label: str):
     return fig
 
 
+def lean_lines(lines: list) -> None:
+    """Let BokehJS derive the lines' non-selected and muted looks (nothing is selected or
+    muted on these charts) instead of two more glyph models per line in the document."""
+    for line in lines:
+        line.nonselection_glyph = "auto"
+        line.muted_glyph = "auto"
+
+
+def share_time_axis(*figures) -> None:
+    """One datetime ticker and formatter for the time axes and grids of ``figures``.
+
+    A datetime ticker is a dozen sub-ticker models; the charts share a time range, so
+    they can share these too, and the document stays smaller.
+    """
+    first = figures[0]
+    ticker, formatter = first.xaxis[0].ticker, first.xaxis[0].formatter
+    for fig in figures[1:]:
+        fig.xaxis[0].ticker = ticker
+        fig.xaxis[0].formatter = formatter
+        fig.xgrid[0].ticker = ticker
+
+
 def portfolio_figure(source: ColumnDataSource, x_range: DataRange1d):
     """Portfolio total value over time."""
     fig = _figure("Portfolio value", x_range, "Value ($)")
     line = fig.line("time", "total_value", source=source, line_width=2, color="#2563eb")
+    lean_lines([line])
     fig.add_tools(
         HoverTool(
             renderers=[line],
@@ -83,9 +113,9 @@ def prices_figure(source: ColumnDataSource, x_range: DataRange1d, symbols: tuple
 def finish_symbol_lines(fig, lines: list, time_format: str) -> None:
     """One hover tool for all of a figure's per-symbol lines, and a hiding legend.
 
-    One tool rather than one per line keeps the document small: every message's
-    serializer walks all of the document's models.
+    One tool rather than one per line keeps the document small.
     """
+    lean_lines(lines)
     fig.add_tools(
         HoverTool(
             renderers=lines,

@@ -14,7 +14,7 @@ from bokeh.models import ColumnDataSource
 
 from ..feed import SharedFeed, TickBatch
 from ..model import Portfolio
-from .charts import portfolio_figure, prices_figure, shared_x_range
+from .charts import portfolio_figure, prices_figure, share_time_axis, shared_x_range
 from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
 from .fanout import BokehWire, FanOut, SharedUpdate
 
@@ -138,6 +138,7 @@ class LiveDashboard(pn.viewable.Viewer):
         x_range = shared_x_range()
         value_fig = portfolio_figure(self.source, x_range)
         price_fig = prices_figure(self.source, x_range, self.portfolio.symbols)
+        share_time_axis(value_fig, price_fig)
         self._bokeh_panes = [
             pn.pane.Bokeh(value_fig, sizing_mode="stretch_width"),
             pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
