@@ -146,16 +146,20 @@ def trim_document(doc) -> None:
 
     Reading an unset list or dict property (as Bokeh does for every model when it
     collects a document's references) creates an empty, change-tracked container and
-    caches it on the model: ~20 per model, about half of a session's memory. They
-    hold nothing: a value that was changed has moved out of this cache, and one read
-    again is simply created again.
+    caches it on the model: ~20 per model, about half of a session's memory. The empty
+    ones hold nothing: a value that was changed has moved out of this cache, and one
+    read again is simply created again. Other cached defaults (a source's Selection, a
+    renderer's CDSView: models the browser knows by id) must stay, and do.
     """
     if doc is None:
         return
     for model in doc.models:
         cache = getattr(model, "_unstable_default_values", None)
-        if cache:
-            cache.clear()
+        if not cache:
+            continue
+        for name, value in list(cache.items()):
+            if isinstance(value, (list, dict, set)) and not value:
+                del cache[name]
 
 
 HEAP_POLICY = SessionHeapPolicy()
