@@ -68,6 +68,7 @@ class SharedFeed(param.Parameterized):
         self._timer = None
         self._open_prices = walk.prices
         self._open_day: int | None = None
+        self._open_version = 0
         self.param.watch(self._reschedule, ["tick", "paused", "always_on"])
         if self.always_on:
             self.start()
@@ -109,6 +110,11 @@ class SharedFeed(param.Parameterized):
         return self._open_prices.copy()
 
     @property
+    def open_version(self) -> int:
+        """Counts changes of `open_prices` (one per new day): cheap to compare per tick."""
+        return self._open_version
+
+    @property
     def tick_rate(self) -> float:
         """Measured ticks per second over the newest ticks (0 before two ticks)."""
         recent = self.latest(20).time
@@ -131,6 +137,7 @@ class SharedFeed(param.Parameterized):
             elif day != self._open_day:
                 self._open_day = day
                 self._open_prices = prices[0].copy()
+                self._open_version += 1
             self._ring.append(times, prices)
         for subscriber in list(self._subscribers):
             try:

@@ -115,7 +115,7 @@ class LiveDashboard(pn.viewable.Viewer):
 
         self.source = ColumnDataSource(self._stream_columns(self.feed.latest(self.rollover)))
         self._last_seq = self.feed.last_seq
-        self._open_prices = self.feed.open_prices
+        self._open_version = self.feed.open_version
         view = {
             "source_id": self.source.id,
             "symbols": list(symbols),
@@ -216,7 +216,7 @@ class LiveDashboard(pn.viewable.Viewer):
         if feed.last_time < self._next_due:
             return
         if self._server:
-            if self._write_backlog() > _MAX_WRITE_BACKLOG:
+            if BokehWire.backlog(self._doc) > _MAX_WRITE_BACKLOG:
                 return
             # At most one pending delivery per session: under overload a session gets
             # bigger batches less often, never an unbounded queue.
@@ -224,17 +224,6 @@ class LiveDashboard(pn.viewable.Viewer):
             FanOut.current().enqueue(self)
         else:
             self._flush()
-
-    def _write_backlog(self) -> int:
-        """Bytes queued on this session's websockets but not yet sent (Tornado internals)."""
-        session = getattr(self._doc.session_context, "_session", None)
-        total = 0
-        for connection in getattr(session, "_subscribed_connections", ()):
-            ws = getattr(getattr(connection, "_socket", None), "ws_connection", None)
-            stream = getattr(ws, "stream", None)
-            if stream is not None:
-                total += stream._total_write_index - stream._total_write_done_index
-        return total
 
     @param.depends("running", watch=True)
     def _on_running(self) -> None:
@@ -302,7 +291,7 @@ class LiveDashboard(pn.viewable.Viewer):
             sockets is not None
             and rows <= _JSON_ROWS
             and not self._stats_due(now)
-            and np.array_equal(feed.open_prices, self._open_prices)
+            and feed.open_version == self._open_version
         )
         update = None
         if usual:
@@ -352,9 +341,8 @@ class LiveDashboard(pn.viewable.Viewer):
         with pn.io.hold(doc):
             self.source.stream(data, rollover=self.rollover)
             self._account(batch.last_seq, float(batch.time[-1]), len(batch), batch.missed, now)
-            open_prices = self.feed.open_prices
-            if not np.array_equal(open_prices, self._open_prices):  # a new day began
-                self._open_prices = open_prices
+            if self.feed.open_version != self._open_version:  # a new day began
+                self._open_version = self.feed.open_version
                 reference = self._reference().tolist()
                 for view in self._views:
                     view.reference = reference

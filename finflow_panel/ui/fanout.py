@@ -51,7 +51,6 @@ class SharedUpdate:
 
     last_seq: int
     rows: int
-    first_time: float
     last_time: float
     missed: int
     columns: dict  # the source's new columns (after rollover), shared by the sessions
@@ -79,7 +78,6 @@ class SharedUpdate:
         return cls(
             last_seq=batch.last_seq,
             rows=len(batch),
-            first_time=float(batch.time[0]),
             last_time=float(batch.time[-1]),
             missed=batch.missed,
             columns=columns,
@@ -105,16 +103,33 @@ class BokehWire:
     _ids = itertools.count(1)
 
     @staticmethod
-    def sockets(doc) -> list | None:
+    def _session(doc):
+        return getattr(getattr(doc, "session_context", None), "_session", None)
+
+    @staticmethod
+    def _handlers(session):
+        for connection in getattr(session, "_subscribed_connections", ()):
+            yield getattr(connection, "_socket", None)
+
+    @classmethod
+    def backlog(cls, doc) -> int:
+        """Bytes queued on the session's websockets but not yet sent."""
+        total = 0
+        for socket in cls._handlers(cls._session(doc)):
+            stream = getattr(getattr(socket, "ws_connection", None), "stream", None)
+            if stream is not None:
+                total += stream._total_write_index - stream._total_write_done_index
+        return total
+
+    @classmethod
+    def sockets(cls, doc) -> list | None:
         """The session's open websockets if a message may be written now, else None."""
-        context = getattr(doc, "session_context", None)
-        session = getattr(context, "_session", None)
+        session = cls._session(doc)
         # Bokeh holds a list of pending writes exactly while the document lock is held.
         if session is None or getattr(session, "_pending_writes", True) is not None:
             return None
         sockets = []
-        for connection in getattr(session, "_subscribed_connections", ()):
-            socket = getattr(connection, "_socket", None)
+        for socket in cls._handlers(session):
             ws = getattr(socket, "ws_connection", None)
             if ws is None or ws.is_closing() or getattr(ws, "_compressor", None) is not None:
                 return None
