@@ -54,6 +54,20 @@ def test_live_value_offline_stop_and_start(server, page):
     assert any("/static/" in u for u in requests)  # resources really came from the server
 
 
+def test_redrawn_charts_send_no_range_updates_back(server, page):
+    sent = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
+    page.goto(f"{server.url}/portfolio")
+    total = page.locator(TOTAL)
+    expect(total).to_have_text(MONEY)
+    for _ in range(4):  # each new value is a redraw of both charts
+        value = total.inner_text()
+        expect(total).not_to_have_text(value, timeout=15_000)
+    assert sent  # the page did talk to the server (document_ready at least)
+    ranges = [f for f in sent if isinstance(f, str) and re.search(r'"attr":\s*"(start|end)"', f)]
+    assert ranges == []
+
+
 def test_page_recovers_by_itself_after_a_server_restart(page):
     port = free_port()
     server = ServerProcess(*SERVER_ARGS, port=port).start()

@@ -110,3 +110,42 @@ def test_unknown_symbol_is_named(feed):
     book = Portfolio((Holding("AAPL", 1, 100.0), Holding("TSLA", 1, 200.0)))
     with pytest.raises(ValueError, match="unknown symbol.*TSLA"):
         LiveDashboard(portfolio=book, feed=feed)
+
+
+def _drain(view, fanout):
+    while fanout._loop.callbacks or view._doc.scheduled:
+        if fanout._loop.callbacks:
+            fanout._loop.callbacks.pop()()
+        else:
+            view._doc.scheduled.pop()()
+
+
+T0 = 1_800_000_000_000.0  # epoch ms, early in a UTC day
+
+
+def test_a_longer_interval_gets_every_tick_since_the_last_update_in_one_message(fanout):
+    feed = SharedFeed(Portfolio.sample().random_walk(seed=3), tick=0.25, manual=True)
+    feed.advance(4, now_ms=T0)
+    view = served(LiveDashboard(feed=feed, interval=1.0))
+    for i in range(1, 17):  # four seconds of ticks, a quarter second apart
+        feed.advance(1, now_ms=T0 + 250.0 * i)
+        view.on_tick(feed)
+        _drain(view, fanout)
+    # Updates at ticks 1, 5, 9 and 13: the first with one row, then four rows each.
+    assert view.stats["messages_sent"] == 4
+    assert view.stats["rows_streamed"] == 1 + 3 * 4
+    np.testing.assert_array_equal(view.source.data["seq"], np.arange(4 + 13))
+
+
+def test_a_new_day_moves_every_view_to_the_new_open(fanout):
+    feed = SharedFeed(Portfolio.sample().random_walk(seed=3), tick=1.0, manual=True)
+    feed.advance(3, now_ms=T0)
+    view = served(LiveDashboard(feed=feed, interval=1.0))
+    yesterday = list(view._kpis.reference)
+    feed.advance(1, now_ms=T0 + 86_400_000)
+    view.on_tick(feed)
+    _drain(view, fanout)
+    today = feed.open_prices[view._columns].tolist()
+    assert today != yesterday
+    for part in view._views:
+        assert part.reference == today
