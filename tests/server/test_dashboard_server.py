@@ -74,11 +74,12 @@ def test_updates_are_shared_between_sessions_holding_the_same_rows(server):
         before = server.feed()["deliveries"].get("shared", 0)
         (a, _), (b, _) = await asyncio.gather(_session(server), _session(server))
         for client in (a, b):
-            await _rows_until(client, lambda rows: len(rows) >= 3)
+            await _rows_until(client, lambda rows: len(rows) >= 6)
             client.close()
-        # Written straight to the websockets (the fan-out's own route), not handed back
-        # to Bokeh: this fails if the Bokeh/Tornado internals it relies on change.
-        assert server.feed()["deliveries"].get("shared", 0) - before >= 6
+        # Most updates are written straight to the websockets (the fan-out's own route);
+        # one now and then is handed to Bokeh when the session is busy at that moment
+        # (seen: 1 in 6). This fails if the Bokeh/Tornado internals it relies on change.
+        assert server.feed()["deliveries"].get("shared", 0) - before >= 8
 
     run_async(main())
 
