@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from . import risk
 from .market import simulate
-from .portfolio import HOLDING_COLUMNS, VALUATION_COLUMNS, Holding, Portfolio, PortfolioError
+from .portfolio import (
+    HOLDING_COLUMNS,
+    VALUATION_COLUMNS,
+    Holding,
+    Portfolio,
+    PortfolioError,
+    portfolio_values,
+)
 
 __all__ = [
     "HOLDING_COLUMNS",
@@ -12,6 +19,7 @@ __all__ = [
     "Holding",
     "Portfolio",
     "PortfolioError",
+    "portfolio_values",
     "risk",
     "simulate",
 ]

@@ -19,7 +19,14 @@ import pandas as pd
 
 from ..sim import RandomWalk
 
-__all__ = ["Holding", "Portfolio", "PortfolioError", "VALUATION_COLUMNS", "HOLDING_COLUMNS"]
+__all__ = [
+    "HOLDING_COLUMNS",
+    "VALUATION_COLUMNS",
+    "Holding",
+    "Portfolio",
+    "PortfolioError",
+    "portfolio_values",
+]
 
 REQUIRED_COLUMNS = ("symbol", "quantity", "price")
 OPTIONAL_COLUMNS = ("name", "drift", "volatility")
@@ -36,6 +43,19 @@ HOLDING_COLUMNS = (
     "value",
     "weight",
 )
+
+
+def portfolio_values(prices: np.ndarray, quantities: np.ndarray) -> np.ndarray:
+    """The value of each row of ``prices`` (rows x holdings) held in ``quantities``.
+
+    Summed left to right across the holdings, one row independently of the others:
+    ``prices @ quantities`` goes through BLAS, whose rounding of a row depends on how
+    many rows are in the product, so one tick valued in batches of different sizes came
+    out different in its last bits. ``cumsum`` along a row is sequential by definition,
+    and gives the same bits as the browser's ``values.reduce((a, b) => a + b, 0)``.
+    """
+    values = np.asarray(prices, dtype=np.float64) * quantities
+    return np.cumsum(values, axis=-1)[..., -1]
 
 
 class PortfolioError(ValueError):
@@ -246,8 +266,8 @@ class Portfolio:
         """
         matrix = self.price_matrix(prices)
         quantities = self.quantities
-        total = matrix @ quantities
-        base = float(self._reference(reference) @ quantities)
+        total = portfolio_values(matrix, quantities)
+        base = float(portfolio_values(self._reference(reference), quantities))
         change = total - base
         index = prices.index if isinstance(prices, pd.DataFrame) else None
         return pd.DataFrame(
@@ -265,6 +285,7 @@ class Portfolio:
         base = self._reference(reference)
         quantities = self.quantities
         values = current * quantities
+        total = portfolio_values(current, quantities)
         return pd.DataFrame(
             {
                 "symbol": self.symbols,
@@ -274,15 +295,16 @@ class Portfolio:
                 "change_percent": (current - base) / base * 100.0,
                 "quantity": quantities,
                 "value": values,
-                "weight": values / values.sum() * 100.0,
+                "weight": values / total * 100.0,
             }
         )
 
     def snapshot(self, prices, reference=None) -> dict[str, Any]:
         """The last row of ``prices`` as the original feed's message (plain Python types)."""
         table = self.holdings_table(prices, reference)
-        total = float(table["value"].sum())
-        base = float(self._reference(reference) @ self.quantities)
+        quantities = self.quantities
+        total = float(portfolio_values(table["current_price"].to_numpy(), quantities))
+        base = float(portfolio_values(self._reference(reference), quantities))
         fields = HOLDING_COLUMNS[:-1]
         return {
             "portfolio_id": self.portfolio_id,

@@ -13,7 +13,7 @@ import param
 from bokeh.models import ColumnDataSource
 
 from ..feed import SharedFeed, TickBatch
-from ..model import Portfolio
+from ..model import Portfolio, portfolio_values
 from .charts import portfolio_figure, prices_figure, share_time_axis, shared_x_range
 from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
 from .fanout import BokehWire, FanOut, SharedUpdate
@@ -249,7 +249,7 @@ class LiveDashboard(pn.viewable.Viewer):
         data = {"time": batch.time, "seq": batch.seq.astype(np.int32)}
         for i, symbol in enumerate(self.portfolio.symbols):
             data[symbol] = by_symbol[i]
-        data["total_value"] = prices @ self._quantities
+        data["total_value"] = portfolio_values(prices, self._quantities)
         return data
 
     def _reference(self) -> np.ndarray:

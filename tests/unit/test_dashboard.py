@@ -36,8 +36,18 @@ class SessionDoc(Document):
 def test_new_view_starts_with_the_recent_history(feed):
     view = LiveDashboard(feed=feed)
     np.testing.assert_array_equal(view.source.data["seq"], np.arange(10))
-    expected = feed.since(-1).prices @ Portfolio.sample().quantities
-    np.testing.assert_allclose(view.source.data["total_value"], expected)
+    expected = Portfolio.sample().valuation(feed.since(-1).prices)["total_value"]
+    np.testing.assert_array_equal(view.source.data["total_value"], expected)
+
+
+def test_a_tick_has_one_value_in_every_session_whatever_its_batches(feed):
+    steady, late = LiveDashboard(feed=feed), LiveDashboard(feed=feed)
+    for _ in range(30):  # one view takes every tick alone, the other all of them at once
+        feed.advance(1)
+        steady._flush()
+    late._flush()
+    for column in ("seq", "total_value"):
+        np.testing.assert_array_equal(steady.source.data[column], late.source.data[column])
 
 
 def test_flush_streams_every_tick_since_the_last_update(feed):

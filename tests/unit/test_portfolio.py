@@ -160,3 +160,37 @@ def test_constructor_validation():
         Portfolio(())
     with pytest.raises(PortfolioError, match="quantity for X is -1"):
         Holding("X", -1, 1)
+
+
+def _live_prices(portfolio, ticks=1600):
+    walk = portfolio.random_walk(seed=11, dt=1.0 / (252 * 390))
+    return pd.DataFrame(walk.step(ticks), columns=list(portfolio.symbols))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 16, 100])
+def test_one_tick_has_one_value_whatever_the_batch(chunk):
+    # Sessions value the same tick in batches of different sizes (history, first
+    # delivery, Bokeh's route); the value must not depend on the batch's size.
+    sample = Portfolio.sample()
+    prices = _live_prices(sample)
+    whole = sample.valuation(prices)["total_value"].to_numpy()
+    pieces = np.concatenate(
+        [
+            sample.valuation(prices.iloc[i : i + chunk])["total_value"].to_numpy()
+            for i in range(0, len(prices), chunk)
+        ]
+    )
+    np.testing.assert_array_equal(pieces, whole)
+
+
+def test_values_add_up_left_to_right_as_the_browser_does():
+    sample = Portfolio.sample()
+    prices = _live_prices(sample, ticks=50)
+    totals = sample.valuation(prices)["total_value"].to_numpy()
+    for row, total in zip(prices.to_numpy(), totals, strict=True):
+        running = 0.0  # the KPI cards' values.reduce((a, b) => a + b, 0)
+        for price, quantity in zip(row, sample.quantities, strict=True):
+            running += float(price) * float(quantity)
+        assert total == running
+    snapshot = sample.snapshot(prices)
+    assert snapshot["total_value"] == totals[-1]
