@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import itertools
 import json
 import re
@@ -57,6 +58,12 @@ class StreamedRows:
         return self.columns["time"]
 
 
+def _inline_bytes(text: str) -> bytes:
+    """Bytes written inline in a document (not as a buffer): base64, gzipped by Bokeh."""
+    raw = base64.b64decode(text)
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
 def _decode(value: Any, buffers: dict[str, bytes]) -> Any:
     if isinstance(value, dict) and value.get("type") == "ndarray":
         array = value["array"]
@@ -64,7 +71,7 @@ def _decode(value: Any, buffers: dict[str, bytes]) -> Any:
             raw = buffers[array["id"]]
         elif isinstance(array, dict) and array.get("type") == "bytes":
             data = array["data"]
-            raw = buffers[data["id"]] if isinstance(data, dict) else base64.b64decode(data)
+            raw = buffers[data["id"]] if isinstance(data, dict) else _inline_bytes(data)
         else:
             return np.asarray(array)
         order = "<" if value.get("order", "little") == "little" else ">"

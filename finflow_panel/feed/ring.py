@@ -40,9 +40,10 @@ class TickBatch:
 
 
 class TickRing:
-    """The last ``capacity`` ticks; sequence numbers count up from 0 without gaps."""
+    """The last ``capacity`` ticks; sequence numbers count up from ``start_seq`` (0)
+    without gaps. They are Python ints and int64 arrays: they never wrap."""
 
-    def __init__(self, symbols: tuple[str, ...], capacity: int) -> None:
+    def __init__(self, symbols: tuple[str, ...], capacity: int, start_seq: int = 0) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)):
             raise TypeError(f"history must be an integer, not {type(capacity).__name__}")
         if capacity < 1:
@@ -51,7 +52,10 @@ class TickRing:
         self.capacity = int(capacity)
         self._time = np.zeros(self.capacity)
         self._prices = np.zeros((self.capacity, len(symbols)))
-        self._count = 0  # ticks ever appended; the next sequence number
+        if start_seq < 0:
+            raise ValueError(f"start_seq must be 0 or more, got {start_seq}")
+        self._start = int(start_seq)
+        self._count = self._start  # the next sequence number
 
     @property
     def last_seq(self) -> int:
@@ -61,17 +65,17 @@ class TickRing:
     @property
     def last_time(self) -> float:
         """Time (epoch ms) of the newest tick, nan before the first."""
-        if self._count == 0:
+        if self._count == self._start:
             return float("nan")
         return float(self._time[(self._count - 1) % self.capacity])
 
     @property
     def first_seq(self) -> int:
         """Sequence number of the oldest tick still held."""
-        return max(0, self._count - self.capacity)
+        return max(self._start, self._count - self.capacity)
 
     def __len__(self) -> int:
-        return min(self._count, self.capacity)
+        return min(self._count - self._start, self.capacity)
 
     def append(self, time_ms: np.ndarray, prices: np.ndarray) -> None:
         """Append ``len(time_ms)`` ticks; older ones fall off the far end."""

@@ -54,6 +54,12 @@ class SharedFeed(param.Parameterized):
     )
     always_on = param.Boolean(default=False, doc="Tick even when nobody is subscribed.")
     paused = param.Boolean(default=False, doc="Stop the market clock (subscribers stay).")
+    start_seq = param.Integer(
+        default=0,
+        bounds=(0, None),
+        constant=True,
+        doc="Sequence number of the first tick (a feed continuing another's numbering).",
+    )
     manual = param.Boolean(
         default=False, constant=True, doc="No timer: ticks happen only through advance()."
     )
@@ -62,7 +68,7 @@ class SharedFeed(param.Parameterized):
         super().__init__(**params)
         self.walk = walk
         self.symbols = walk.symbols
-        self._ring = TickRing(walk.symbols, self.history)
+        self._ring = TickRing(walk.symbols, self.history, self.start_seq)
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
         self._timer = None

@@ -246,7 +246,9 @@ class LiveDashboard(pn.viewable.Viewer):
     def _stream_columns(self, batch: TickBatch) -> dict[str, np.ndarray]:
         prices = batch.prices[:, self._columns]
         by_symbol = np.ascontiguousarray(prices.T)
-        data = {"time": batch.time, "seq": batch.seq.astype(np.int32)}
+        # int64: an int32 seq wraps after 2**31 ticks (248 days at 0.01 s ticks). Bokeh
+        # still sends it as int32 while it fits.
+        data = {"time": batch.time, "seq": batch.seq}
         for i, symbol in enumerate(self.portfolio.symbols):
             data[symbol] = by_symbol[i]
         data["total_value"] = portfolio_values(prices, self._quantities)

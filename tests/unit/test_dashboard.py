@@ -159,3 +159,25 @@ def test_a_new_day_moves_every_view_to_the_new_open(fanout):
     assert today != yesterday
     for part in view._views:
         assert part.reference == today
+
+
+def test_sequence_numbers_past_int32_stay_exact_on_the_wire():
+    from bokeh.core.serialization import Serializer
+
+    from finflow_panel.client import _decode
+
+    start = 2**31 - 5  # 248 days of 0.01 s ticks
+    feed = SharedFeed(
+        Portfolio.sample().random_walk(seed=4), history=50, manual=True, start_seq=start
+    )
+    feed.advance(3)
+    view = LiveDashboard(feed=feed)
+    feed.advance(7)
+    view._flush()
+    expected = np.arange(start, start + 10)
+    np.testing.assert_array_equal(view.source.data["seq"], expected)
+    assert view._rows_key()[1:] == (start, start + 9)  # contiguous rows: shared updates
+    # What the browser receives on connect decodes to the same numbers.
+    encoded = Serializer(deferred=False).encode(dict(view.source.data))
+    decoded = _decode(encoded, {})
+    np.testing.assert_array_equal(decoded["seq"], expected)

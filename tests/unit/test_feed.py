@@ -161,3 +161,12 @@ def test_one_feed_per_process_key():
         assert len(made) == 1
     finally:
         SharedFeed._process_feeds.pop(key, None)
+
+
+def test_a_feed_can_continue_another_feeds_numbering():
+    feed = make_feed(history=4, start_seq=1_000)
+    assert feed.last_seq == 999 and len(feed.since(-1)) == 0
+    feed.advance(6, now_ms=T0)
+    np.testing.assert_array_equal(feed.since(-1).seq, [1_002, 1_003, 1_004, 1_005])
+    assert feed.since(1_003).seq.tolist() == [1_004, 1_005]
+    assert feed.since(1_000).missed == 1  # 1_001 has left the buffer
