@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-from bokeh.palettes import Category10_10
+from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from .charts import finish_symbol_lines
+from .charts import add_symbol_lines
 
 __all__ = ["price_paths_figure"]
 
@@ -20,17 +20,11 @@ def price_paths_figure(prices: pd.DataFrame, title: str = "Prices", height: int 
         sizing_mode="stretch_width",
         tools="pan,wheel_zoom,box_zoom,reset,save",
     )
-    lines = [
-        fig.line(
-            prices.index,
-            prices[column].to_numpy(),
-            color=Category10_10[i % 10],
-            line_width=1.6,
-            legend_label=str(column),
-            name=str(column),
-        )
-        for i, column in enumerate(prices.columns)
-    ]
-    finish_symbol_lines(fig, lines, time_format="%F")
+    names = [str(column) for column in prices.columns]
+    x = "__time__"  # not a name a price column can clash with in practice
+    source = ColumnDataSource(
+        {x: prices.index, **dict(zip(names, prices.to_numpy().T, strict=True))}
+    )
+    add_symbol_lines(fig, source, x, names, time_format="%F")
     fig.yaxis.axis_label = "Price"
     return fig
