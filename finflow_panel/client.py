@@ -97,13 +97,18 @@ class SessionClient:
         self.doc: dict | None = None
 
     @classmethod
-    async def open(cls, url: str, timeout: float = 30.0) -> SessionClient:
-        """GET ``url``, read its token and open the session's websocket (ACK received)."""
-        response = await AsyncHTTPClient().fetch(url, request_timeout=timeout)
-        match = _TOKEN.search(response.body.decode())
-        if match is None:
-            raise RuntimeError(f"no Bokeh session token in the page at {url}")
-        token = match.group(1)
+    async def open(cls, url: str, timeout: float = 30.0, token: str | None = None):
+        """GET ``url``, read its token and open the session's websocket (ACK received).
+
+        With ``token`` (a `SessionClient.token`), connect again to that session instead
+        of opening a new one, as a browser whose connection dropped would.
+        """
+        if token is None:
+            response = await AsyncHTTPClient().fetch(url, request_timeout=timeout)
+            match = _TOKEN.search(response.body.decode())
+            if match is None:
+                raise RuntimeError(f"no Bokeh session token in the page at {url}")
+            token = match.group(1)
         ws_url = re.sub(r"^http", "ws", url.split("?")[0].rstrip("/")) + "/ws"
         request = HTTPRequest(ws_url, request_timeout=timeout)
         ws = await websocket_connect(request, subprotocols=["bokeh", token])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from bokeh.models import (
     ColumnDataSource,
     DataRange1d,
@@ -16,6 +18,7 @@ from bokeh.plotting import figure
 
 __all__ = [
     "add_symbol_lines",
+    "chart_source",
     "lean_lines",
     "portfolio_figure",
     "prices_figure",
@@ -24,6 +27,50 @@ __all__ = [
 ]
 
 _TIME_FORMAT = "@time{%H:%M:%S}"
+
+log = logging.getLogger(__name__)
+
+
+class _ServerOwnedSource(ColumnDataSource):
+    """A ColumnDataSource whose data only the server changes.
+
+    Bokeh applies a client's ``ColumnsPatched``, ``ColumnsStreamed`` or ``data`` change
+    to the server-side source; the fan-out shares column arrays between the sessions
+    holding the same rows, so one client's edit would reach other sessions' documents
+    (and a client's own rows would seed the updates shared with them). Changes that
+    carry a setter (a client's session or comm) are refused here, with one log line per
+    source; the browser's view is BokehJS's ``ColumnDataSource`` as usual. The leading
+    underscore keeps Bokeh from registering the class as a second model of that name.
+    """
+
+    __view_model__ = "ColumnDataSource"
+    __view_module__ = "bokeh.models.sources"
+    __qualified_model__ = "ColumnDataSource"
+
+    def _refused(self, what: str, setter) -> None:
+        if not getattr(self, "_refusal_logged", False):
+            self._refusal_logged = True
+            log.warning("refused a client's %s of chart source %s (%r)", what, self.id, setter)
+
+    def set_from_json(self, name, value, *, setter=None) -> None:
+        if setter is not None and name == "data":
+            return self._refused("change of data", setter)
+        super().set_from_json(name, value, setter=setter)
+
+    def _stream(self, new_data, rollover=None, setter=None) -> None:
+        if setter is not None:
+            return self._refused("stream", setter)
+        super()._stream(new_data, rollover, setter)
+
+    def patch(self, patches, setter=None) -> None:
+        if setter is not None:
+            return self._refused("patch", setter)
+        super().patch(patches, setter)
+
+
+def chart_source(data: dict) -> ColumnDataSource:
+    """The ColumnDataSource of a session's charts: the browser may read it, not edit it."""
+    return _ServerOwnedSource(data=data)
 
 
 def shared_x_range() -> DataRange1d:

@@ -10,20 +10,28 @@ from functools import partial
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
 
 from ..feed import SharedFeed, TickBatch
 from ..model import Portfolio, portfolio_values
-from .charts import portfolio_figure, prices_figure, share_time_axis, shared_x_range
+from .charts import (
+    chart_source,
+    portfolio_figure,
+    prices_figure,
+    share_time_axis,
+    shared_x_range,
+)
 from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
 from .fanout import BokehWire, FanOut, SharedUpdate
 
-__all__ = ["LiveDashboard"]
+__all__ = ["MAX_HOLDINGS", "LiveDashboard", "check_portfolio"]
 
 log = logging.getLogger(__name__)
 
 #: Column names the chart source always has; monitoring tools read ``time`` and ``seq``.
 RESERVED_COLUMNS = ("time", "seq", "total_value")
+#: Holdings one dashboard shows (a line, a legend entry and a table row each); the
+#: market itself may quote many more symbols.
+MAX_HOLDINGS = 50
 # A session whose websocket still has this much unsent data skips a turn: it gets one
 # bigger batch later instead of an ever-growing queue in server memory.
 _MAX_WRITE_BACKLOG = 4 * 1024 * 1024
@@ -31,6 +39,27 @@ _MAX_WRITE_BACKLOG = 4 * 1024 * 1024
 _JSON_ROWS = 16
 # Server-side figures in an open diagnostics panel are refreshed at most this often.
 _SERVER_STATS_PERIOD = 5.0
+
+
+def check_portfolio(portfolio: Portfolio, symbols: tuple[str, ...] | None = None) -> None:
+    """Raise ValueError (one line) unless a dashboard can show ``portfolio`` on a market
+    quoting ``symbols`` (default: any)."""
+    if len(portfolio) > MAX_HOLDINGS:
+        raise ValueError(
+            f"{len(portfolio)} holdings is more than a dashboard shows (at most {MAX_HOLDINGS})"
+        )
+    if symbols is not None:
+        unknown = [s for s in portfolio.symbols if s not in symbols]
+        if unknown:
+            raise ValueError(
+                f"unknown symbol(s) {', '.join(unknown)}: the feed quotes only {', '.join(symbols)}"
+            )
+    clash = [s for s in portfolio.symbols if s in RESERVED_COLUMNS]
+    if clash:
+        raise ValueError(
+            f"symbol(s) {', '.join(clash)} clash with the chart's own columns "
+            f"({', '.join(RESERVED_COLUMNS)})"
+        )
 
 
 def _release(unsubscribe, session_context) -> None:
@@ -81,15 +110,7 @@ class LiveDashboard(pn.viewable.Viewer):
         if self.feed is None:
             self.feed = SharedFeed(self.portfolio.random_walk(), tick=1.0)
         symbols = self.portfolio.symbols
-        unknown = [s for s in symbols if s not in self.feed.symbols]
-        if unknown:
-            raise ValueError(
-                f"unknown symbol(s) {', '.join(unknown)}: the feed quotes only "
-                f"{', '.join(self.feed.symbols)}"
-            )
-        clash = [s for s in symbols if s in RESERVED_COLUMNS]
-        if clash:
-            raise ValueError(f"symbol(s) {', '.join(clash)} clash with the chart's own columns")
+        check_portfolio(self.portfolio, self.feed.symbols)
         if self.rollover is None:
             self.rollover = self.feed.history
         self._columns = np.array([self.feed.symbols.index(s) for s in symbols])
@@ -113,7 +134,7 @@ class LiveDashboard(pn.viewable.Viewer):
             "latency_ms": float("nan"),
         }
 
-        self.source = ColumnDataSource(self._stream_columns(self.feed.latest(self.rollover)))
+        self.source = chart_source(self._stream_columns(self.feed.latest(self.rollover)))
         self._last_seq = self.feed.last_seq
         self._open_version = self.feed.open_version
         view = {
@@ -216,6 +237,11 @@ class LiveDashboard(pn.viewable.Viewer):
         if feed.last_time < self._next_due:
             return
         if self._server:
+            # A session whose browser has gone has nothing to write to: it takes no turn
+            # (not even Bokeh's route) until a connection comes back, and the next update
+            # then carries every tick it missed.
+            if not BokehWire.connected(self._doc):
+                return
             if BokehWire.backlog(self._doc) > _MAX_WRITE_BACKLOG:
                 return
             # At most one pending delivery per session: under overload a session gets

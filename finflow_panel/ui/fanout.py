@@ -10,8 +10,10 @@ same update, so `FanOut` works out each distinct update once per tick and hands 
 every session due for it (`LiveDashboard._deliver`):
 
 * the new server-side columns are computed once and *shared* by those sessions' sources
-  (Bokeh replaces column arrays on stream, it never writes into them, so sharing is
-  safe), which also keeps one copy of the history instead of one per session;
+  (Bokeh replaces column arrays on stream, it never writes into them), which also keeps
+  one copy of the history instead of one per session. They are read-only, and the
+  sources refuse clients' edits (`charts.chart_source`), so no session can change
+  another's rows;
 * the PATCH-DOC message - the same ``ColumnsStreamed`` event Bokeh would send - is
   serialized once, and only the source id differs between sessions;
 * it is written to each session's websocket at once, as Panel itself writes its
@@ -74,7 +76,9 @@ class SharedUpdate:
         columns = {}
         for name, column in new.items():
             merged = np.concatenate((old[name], column)) if name in old else column
-            columns[name] = merged[-rollover:] if len(merged) > rollover else merged
+            merged = merged[-rollover:] if len(merged) > rollover else merged
+            merged.flags.writeable = False
+            columns[name] = merged
         return cls(
             last_seq=batch.last_seq,
             rows=len(batch),
@@ -110,6 +114,13 @@ class BokehWire:
     def _handlers(session):
         for connection in getattr(session, "_subscribed_connections", ()):
             yield getattr(connection, "_socket", None)
+
+    @classmethod
+    def connected(cls, doc) -> bool:
+        """False only when the session is known to have no connection (its browser has
+        gone); True where Bokeh's internals do not say."""
+        connections = getattr(cls._session(doc), "_subscribed_connections", None)
+        return connections is None or len(connections) > 0
 
     @classmethod
     def backlog(cls, doc) -> int:

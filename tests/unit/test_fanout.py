@@ -129,3 +129,54 @@ def test_sessions_holding_the_same_rows_share_one_update(feed, monkeypatch):
         expected_rows = 7 if view is not late else 2
         assert entries["seq"] == list(range(37 - expected_rows, 37))
         assert view.stats["messages_sent"] == 1 and view._last_seq == 36
+
+
+def _client_edits(source_id):
+    """Edits a client could send for the chart source: patch, stream and replace data."""
+    ref = {"id": source_id}
+    rows = {"type": "map", "entries": [["AAPL", [-666.0]], ["seq", [10**6]]]}
+    return [
+        {
+            "kind": "ColumnsPatched",
+            "model": ref,
+            "attr": "data",
+            "patches": {"type": "map", "entries": [["AAPL", [[0, -666.0], [1, -666.0]]]]},
+        },
+        {"kind": "ColumnsStreamed", "model": ref, "attr": "data", "data": rows, "rollover": 5},
+        {"kind": "ModelChanged", "model": ref, "attr": "data", "new": rows},
+        {"kind": "ColumnDataChanged", "model": ref, "attr": "data", "data": rows},
+    ]
+
+
+@pytest.mark.parametrize("edit", range(4), ids=["patch", "stream", "replace", "data_changed"])
+def test_one_client_cannot_change_any_sessions_chart_data(feed, monkeypatch, edit):
+    monkeypatch.setattr(BokehWire, "sockets", staticmethod(lambda doc: [FakeWebSocket()]))
+    views = [LiveDashboard(feed=feed, interval=0.1) for _ in range(2)]
+    docs = []
+    for view in views:
+        doc = ServedDoc()
+        doc.add_root(view.source)
+        doc.session_context = SimpleNamespace(destroyed=False)
+        view._doc, view._server, view._ready = doc, True, True
+        docs.append(doc)
+    fanout = FanOut(loop=None)
+    feed.advance(2)
+    fanout._queue.extend(views)
+    fanout._run()
+    mine, other = views
+    assert other.source.data["AAPL"] is mine.source.data["AAPL"]  # shared by the two
+    assert not mine.source.data["AAPL"].flags.writeable
+    before = {name: column.copy() for name, column in other.source.data.items()}
+
+    client = object()  # what Bokeh passes as the setter of a change a client sent
+    event = _client_edits(mine.source.id)[edit]
+    docs[0].apply_json_patch({"events": [event]}, setter=client)
+
+    for view in views:
+        assert set(view.source.data) == set(before)
+        for name, column in before.items():
+            np.testing.assert_array_equal(view.source.data[name], column)
+    # The server itself still streams into the source as usual.
+    feed.advance(1)
+    mine._flush()
+    assert mine.source.data["seq"][-1] == feed.last_seq
