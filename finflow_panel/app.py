@@ -1,8 +1,9 @@
 """The web app: ``finflow-panel serve`` or ``panel serve finflow_panel/app.py``.
 
-Under ``panel serve`` this file runs afresh for every session, so the shared feed lives
-in `SharedFeed.for_process` (an imported module) and the options come from environment
-variables: FINFLOW_PORTFOLIO, FINFLOW_TICK, FINFLOW_INTERVAL, FINFLOW_HISTORY,
+Under ``panel serve`` this file runs afresh for every session; it then hands over to
+the imported module ``finflow_panel.app``, whose state (the portfolio, read once, the
+market and the heap policy) lives once per process. Options come from environment
+variables there: FINFLOW_PORTFOLIO, FINFLOW_TICK, FINFLOW_INTERVAL, FINFLOW_HISTORY,
 FINFLOW_SEED, FINFLOW_ALWAYS_ON.
 """
 
@@ -10,20 +11,31 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import resource
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import panel as pn
 from tornado.web import RequestHandler
 
-from finflow_panel.feed import SharedFeed
+from finflow_panel.feed import MAX_HISTORY, SharedFeed
 from finflow_panel.model import Portfolio
 from finflow_panel.ui import LiveDashboard
+from finflow_panel.ui.dashboard import check_portfolio
 from finflow_panel.ui.fanout import FanOut
 
-__all__ = ["ServeConfig", "build_dashboard", "index_page", "process_feed", "serve"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "ServeConfig",
+    "build_dashboard",
+    "index_page",
+    "process_feed",
+    "process_portfolio",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
 
 DASHBOARD_ROUTE = "portfolio"
 #: Backdated ticks a new market starts with, so the first visitor sees a chart at once.
@@ -31,6 +43,12 @@ WARMUP_TICKS = 120
 #: Each live tick simulates one trading minute (252 days x 390 minutes a year): moves
 #: small enough to look like a market, large enough to see.
 LIVE_DT = 1.0 / (252 * 390)
+#: The largest websocket message a client may send; a larger one closes the connection
+#: (code 1009) before it is parsed on the loop every session shares. Bokeh's default is
+#: 20 MB; a browser's own messages (clicks, a changed interval) are a few hundred bytes.
+MAX_MESSAGE_BYTES = 1 << 20
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -49,8 +67,10 @@ class ServeConfig:
             raise ValueError(f"tick must be between 0.01 and 3600 seconds, got {self.tick}")
         if not 0.1 <= self.interval <= 60:
             raise ValueError(f"interval must be between 0.1 and 60 seconds, got {self.interval}")
-        if self.history < 1:
-            raise ValueError(f"history must be at least 1 tick, got {self.history}")
+        if not 1 <= self.history <= MAX_HISTORY:
+            raise ValueError(
+                f"history must be between 1 and {MAX_HISTORY:,} ticks, got {self.history:,}"
+            )
         if self.seed is not None and self.seed < 0:
             raise ValueError(f"seed must be 0 or more, got {self.seed}")
 
@@ -67,32 +87,58 @@ class ServeConfig:
             except ValueError:
                 raise ValueError(f"{name}={text!r} is not a valid {kind.__name__}") from None
 
+        always_on = environ.get("FINFLOW_ALWAYS_ON", "").strip().lower()
+        if always_on not in _TRUE + _FALSE:
+            raise ValueError(
+                f"FINFLOW_ALWAYS_ON={environ['FINFLOW_ALWAYS_ON']!r} is not a yes/no value "
+                "(use 1/0, true/false, yes/no or on/off)"
+            )
         return cls(
             portfolio=environ.get("FINFLOW_PORTFOLIO") or None,
             tick=number("FINFLOW_TICK", float, 1.0),
             interval=number("FINFLOW_INTERVAL", float, 5.0),
             history=number("FINFLOW_HISTORY", int, 2000),
             seed=number("FINFLOW_SEED", int, None),
-            always_on=environ.get("FINFLOW_ALWAYS_ON", "").lower() in ("1", "true", "yes"),
+            always_on=always_on in _TRUE,
         )
 
     def load_portfolio(self) -> Portfolio:
-        return Portfolio.from_csv(self.portfolio) if self.portfolio else Portfolio.sample()
+        """Read and check the portfolio: ValueError (one line) unless every session of
+        the app can show it on this config's market."""
+        portfolio = Portfolio.from_csv(self.portfolio) if self.portfolio else Portfolio.sample()
+        where = f"{self.portfolio}: " if self.portfolio else ""
+        try:
+            check_portfolio(portfolio)
+            portfolio.random_walk(seed=self.seed, dt=LIVE_DT)
+        except ValueError as exc:
+            raise ValueError(f"{where}{exc}") from None
+        return portfolio
+
+
+# Read once per process: a file edited under a running server must not give new
+# sessions other holdings than old ones (or break them, for a symbol the market lacks).
+_portfolios: dict[ServeConfig, Portfolio] = {}
+
+
+def process_portfolio(config: ServeConfig) -> Portfolio:
+    """The portfolio of ``config``, read and checked once per process (ValueError)."""
+    portfolio = _portfolios.get(config)
+    if portfolio is None:
+        portfolio = _portfolios[config] = config.load_portfolio()
+    return portfolio
 
 
 def process_feed(config: ServeConfig) -> SharedFeed:
     """The one market of this process for ``config``; started once, shared by sessions."""
-    portfolio_path = str(Path(config.portfolio).resolve()) if config.portfolio else None
-    key = ("finflow_panel.app", portfolio_path, config.tick, config.history, config.seed)
 
     def make() -> SharedFeed:
-        walk = config.load_portfolio().random_walk(seed=config.seed, dt=LIVE_DT)
+        walk = process_portfolio(config).random_walk(seed=config.seed, dt=LIVE_DT)
         feed = SharedFeed(walk, tick=config.tick, history=config.history)
         feed.advance(min(WARMUP_TICKS, config.history))
         feed.always_on = config.always_on
         return feed
 
-    return SharedFeed.for_process(key, make)
+    return SharedFeed.for_process(("finflow_panel.app", config), make)
 
 
 class SessionHeapPolicy:
@@ -107,28 +153,30 @@ class SessionHeapPolicy:
     so nothing a closed session held survives.
     """
 
-    def __init__(self, freeze_delay: float = 5.0, reclaim_delay: float = 20.0) -> None:
+    def __init__(self, freeze_delay: float = 5.0, reclaim_delay: float = 20.0, loop=None):
         self.freeze_delay = freeze_delay
         self.reclaim_delay = reclaim_delay
+        self._loop = loop
         self._freeze = None
         self._reclaim = None
 
-    def _later(self, handle, delay, callback):
+    def _later(self, delay, callback):
         from tornado.ioloop import IOLoop
 
-        loop = IOLoop.current()
-        if handle is not None:
-            loop.remove_timeout(handle)
-        return loop.call_later(delay, callback)
+        return (self._loop or IOLoop.current()).call_later(delay, callback)
+
+    # Neither timer is pushed back by later sessions: a steady stream of new sessions is
+    # frozen too, and with sessions closing every few seconds the reclaim still runs
+    # within ``reclaim_delay`` of any close (pushed back on every close, it never ran).
 
     def session_ready(self) -> None:
         trim_document(pn.state.curdoc)
-        # Not pushed back by later sessions, so a steady stream of them is frozen too.
         if self._freeze is None:
-            self._freeze = self._later(None, self.freeze_delay, self.freeze)
+            self._freeze = self._later(self.freeze_delay, self.freeze)
 
     def session_closed(self, session_context) -> None:
-        self._reclaim = self._later(self._reclaim, self.reclaim_delay, self.reclaim)
+        if self._reclaim is None:
+            self._reclaim = self._later(self.reclaim_delay, self.reclaim)
 
     def freeze(self) -> None:
         self._freeze = None
@@ -170,9 +218,8 @@ def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.onload(HEAP_POLICY.session_ready)
         pn.state.on_session_destroyed(HEAP_POLICY.session_closed)
-    feed = process_feed(config)
     dashboard = LiveDashboard(
-        portfolio=config.load_portfolio(), feed=feed, interval=config.interval
+        portfolio=process_portfolio(config), feed=process_feed(config), interval=config.interval
     )
     template = pn.template.BootstrapTemplate(
         title="FinFlow",
@@ -199,15 +246,18 @@ def index_page() -> pn.viewable.Viewable:
 
 
 class FeedStatusHandler(RequestHandler):
-    """``GET /api/feed``: the shared feed's state as JSON, for monitoring and tests."""
+    """``GET /api/feed``: the shared feed's state as JSON, for monitoring and tests.
+
+    Anonymous, so it only reads: nothing reachable from outside may start work that
+    costs every session (a full collection on the shared loop, say), and nothing it
+    shows lets anyone predict the market (the seed) or learn the server's files.
+    """
 
     def initialize(self, config: ServeConfig) -> None:
         self.config = config
 
     def get(self) -> None:
         feed = process_feed(self.config)
-        if self.get_query_argument("gc", "0") == "1":
-            HEAP_POLICY.reclaim()  # so that live_dashboards counts only what is really held
         # ru_maxrss is the peak; the current RSS comes from /proc where available.
         rss = _current_rss()
         self.set_header("Content-Type", "application/json")
@@ -224,7 +274,6 @@ class FeedStatusHandler(RequestHandler):
                     "rss_bytes": rss,
                     "live_dashboards": len(LiveDashboard.instances),
                     "deliveries": dict(FanOut.current().routes),
-                    "config": asdict(self.config),
                 }
             )
         )
@@ -266,9 +315,14 @@ def serve(
         extra_patterns=[(r"/api/feed", FeedStatusHandler, {"config": config})],
         unused_session_lifetime_milliseconds=milliseconds,
         check_unused_sessions_milliseconds=milliseconds,
+        websocket_max_message_size=MAX_MESSAGE_BYTES,
         **kwargs,
     )
 
 
-if pn.state.served:
-    build_dashboard(ServeConfig.from_env()).servable(title="FinFlow")
+if pn.state.served and __name__ != "finflow_panel.app":
+    # Run as a script by ``panel serve``: use the imported module, whose state is the
+    # process's, not this per-session copy's.
+    from finflow_panel import app as _app
+
+    _app.build_dashboard(_app.ServeConfig.from_env()).servable(title="FinFlow")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .feed.shared import MAX_HISTORY
 
 __all__ = ["main"]
 
@@ -29,6 +31,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _whole(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high:,}, got {value:,}")
+        return value
+
+    return parse
 
 
 def _non_negative_int(text: str) -> int:
@@ -123,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="default seconds between updates to a browser, 0.1-60 (5)",
     )
     serve.add_argument(
-        "--history", type=_positive_int, default=2000, help="ticks kept and charted (2000)"
+        "--history",
+        type=_whole(1, MAX_HISTORY),
+        default=2000,
+        help=f"ticks kept and charted, at most {MAX_HISTORY:,} (2000)",
     )
     serve.add_argument("--seed", type=_non_negative_int, help="random seed of the market")
     serve.add_argument(
@@ -167,23 +185,24 @@ def _seconds(low: float, high: float):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .model import Portfolio
+    from .app import ServeConfig, process_portfolio, serve
 
-    if args.portfolio is not None:
-        try:
-            Portfolio.from_csv(args.portfolio)
-        except ValueError as exc:
-            raise _UsageError(str(exc)) from None
-    from .app import ServeConfig, serve
-
-    config = ServeConfig(
-        portfolio=str(args.portfolio) if args.portfolio else None,
-        tick=args.tick,
-        interval=args.interval,
-        history=args.history,
-        seed=args.seed,
-        always_on=args.always_on,
-    )
+    # Everything a session will need is checked here, before any server starts: a bad
+    # value is one line and exit code 2, never a server that fails every request.
+    try:
+        config = ServeConfig(
+            portfolio=str(args.portfolio) if args.portfolio else None,
+            tick=args.tick,
+            interval=args.interval,
+            history=args.history,
+            seed=args.seed,
+            always_on=args.always_on,
+        )
+        portfolio = process_portfolio(config)
+    except ValueError as exc:  # PortfolioError is a ValueError
+        raise _UsageError(str(exc)) from None
+    # The ring buffer, and a session's chart, hold up to --history rows of every symbol.
+    _check_fits("--history", args.history, len(portfolio) + 2)
     url = f"http://{args.address}:{args.port}/portfolio"
     print(f"finflow-panel: serving the live dashboard at {url}", flush=True)
     serve(
@@ -204,17 +223,28 @@ def _simulate(args: argparse.Namespace) -> int:
     out = args.out
     if out is not None and out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise _UsageError(f"--out {out}: use a .csv or .parquet file name")
+    symbols = len(args.symbols) if args.symbols else None
     overrides = {"drift": args.drift, "volatility": args.volatility}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
+        if symbols is None:
+            portfolio = Portfolio.from_csv(args.portfolio) if args.portfolio else Portfolio.sample()
+            symbols = len(portfolio)
+        # The prices, the time index and pandas' copies of them: refused if they cannot
+        # fit, rather than attempted until the machine runs out of memory.
+        _check_fits("--steps", args.steps, symbols + 1, copies=3)
         if args.symbols:
             prices = simulate(args.symbols, args.steps, seed=args.seed, dt=args.dt, **overrides)
         else:
-            portfolio = Portfolio.from_csv(args.portfolio) if args.portfolio else Portfolio.sample()
             walk = portfolio.random_walk(seed=args.seed, dt=args.dt, **overrides)
             prices = walk_frame(walk, args.steps)
-    except ValueError as exc:  # PortfolioError is a ValueError
+    except (ValueError, OverflowError) as exc:  # PortfolioError is a ValueError
         raise _UsageError(str(exc)) from None
+    except MemoryError:
+        raise _UsageError(
+            f"--steps {args.steps:,}: not enough memory for {args.steps:,} rows of "
+            f"{symbols} symbols; simulate fewer steps"
+        ) from None
     if out is None:
         prices.to_csv(sys.stdout)
         return 0
@@ -229,6 +259,29 @@ def _simulate(args: argparse.Namespace) -> int:
             ) from None
     print(f"wrote {len(prices)} rows x {prices.shape[1]} symbols to {out}", file=sys.stderr)
     return 0
+
+
+def _available_memory() -> int:
+    """Bytes of memory this process could still use (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _check_fits(option: str, rows: int, columns: int, copies: int = 1) -> None:
+    """Refuse ``rows`` x ``columns`` float64 values (``copies`` times) that cannot fit."""
+    needed = rows * columns * 8 * copies
+    available = _available_memory()
+    if needed > available:
+        raise _UsageError(
+            f"{option} {rows:,}: {rows:,} rows of {columns} columns need about "
+            f"{needed / 2**30:,.1f} GiB of memory; {available / 2**30:,.1f} GiB is available"
+        )
 
 
 class _UsageError(Exception):

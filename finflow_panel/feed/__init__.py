@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .ring import TickBatch, TickRing
-from .shared import SharedFeed, Subscriber
+from .shared import MAX_HISTORY, SharedFeed, Subscriber
 
-__all__ = ["SharedFeed", "Subscriber", "TickBatch", "TickRing"]
+__all__ = ["MAX_HISTORY", "SharedFeed", "Subscriber", "TickBatch", "TickRing"]

@@ -14,11 +14,13 @@ import param
 from ..sim import RandomWalk
 from .ring import TickBatch, TickRing
 
-__all__ = ["SharedFeed", "Subscriber"]
+__all__ = ["MAX_HISTORY", "SharedFeed", "Subscriber"]
 
 log = logging.getLogger(__name__)
 
 _DAY_MS = 86_400_000
+#: The most ticks a feed keeps.
+MAX_HISTORY = 10_000_000
 
 
 class Subscriber(Protocol):
@@ -50,7 +52,7 @@ class SharedFeed(param.Parameterized):
         default=1.0, bounds=(0.01, 3600.0), doc="Seconds between ticks of the market clock."
     )
     history = param.Integer(
-        default=2000, bounds=(1, 10_000_000), constant=True, doc="Ticks kept in the ring buffer."
+        default=2000, bounds=(1, MAX_HISTORY), constant=True, doc="Ticks kept in the ring buffer."
     )
     always_on = param.Boolean(default=False, doc="Tick even when nobody is subscribed.")
     paused = param.Boolean(default=False, doc="Stop the market clock (subscribers stay).")

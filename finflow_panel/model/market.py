@@ -76,6 +76,12 @@ def walk_frame(
     freq: str = "B",
 ) -> pd.DataFrame:
     """Advance ``walk`` by ``steps`` and label the prices with a `DatetimeIndex`."""
+    try:  # first: a range pandas cannot label fails before any simulating
+        index = pd.date_range(start=start, periods=steps, freq=freq, name="time")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta):
+        raise ValueError(
+            f"steps: {steps:,} steps of {freq!r} from {start} run past the last date "
+            f"pandas can represent; simulate fewer steps"
+        ) from None
     values = walk.step(steps)
-    index = pd.date_range(start=start, periods=steps, freq=freq, name="time")
     return pd.DataFrame(values, index=index, columns=list(walk.symbols))

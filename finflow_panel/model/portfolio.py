@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("symbol", "quantity", "price")
+#: Upper bounds of a holding's numbers: far above any real share (price, shares
+#: outstanding), and low enough that values stay finite however the prices move.
+LIMITS = {"price": 1e9, "quantity": 1e12}
 OPTIONAL_COLUMNS = ("name", "drift", "volatility")
 #: Columns of `Portfolio.valuation`, as named in the original feed's messages.
 VALUATION_COLUMNS = ("total_value", "total_change", "total_change_percent")
@@ -92,6 +95,10 @@ class Holding:
                 raise PortfolioError(f"{attr} for {symbol} is {value}; it must be finite")
             if positive and value <= 0:
                 raise PortfolioError(f"{attr} for {symbol} is {value}; it must be greater than 0")
+            if value > LIMITS[attr]:
+                raise PortfolioError(
+                    f"{attr} for {symbol} is {value:g}; it must be at most {LIMITS[attr]:g}"
+                )
             object.__setattr__(self, attr, float(value))
         for attr in ("drift", "volatility"):
             value = getattr(self, attr)
@@ -381,6 +388,11 @@ def _read_holdings(path: Path, handle: Iterable[str]) -> list[Holding]:
                     raise PortfolioError(
                         f"{path}:{line}: {column} for {symbol} is {kind} ({text}); "
                         "it must be greater than 0"
+                    )
+                if value > LIMITS.get(column, math.inf):
+                    raise PortfolioError(
+                        f"{path}:{line}: {column} for {symbol} is {text}; "
+                        f"it must be at most {LIMITS[column]:g}"
                     )
                 numbers[column] = value
             holdings.append(Holding(symbol=symbol, name=record.get("name", ""), **numbers))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tornado.httpclient import AsyncHTTPClient
 
 from finflow_panel.client import SessionClient
-from tests.util import ServerProcess, get_json, run_async, wait_until
+from tests.util import ServerProcess, run_async, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -206,7 +208,8 @@ def test_two_hundred_sessions_leave_nothing_behind(server):
                 client.close()
 
     def settled():
-        status = get_json(f"{server.url}/api/feed?gc=1")
+        # Nothing asks the server to collect: its own reclaim runs within ~20 s.
+        status = server.feed()
         quiet = status["subscribers"] == 0 and not status["timer_running"]
         return quiet and status["live_dashboards"] == 0 and status
 
@@ -252,7 +255,8 @@ def test_panel_serve_on_the_app_module_with_environment_options():
     [
         (["--interval", "0"], "--interval: must be between 0.1 and 60 s, got 0"),
         (["--interval", "61"], "--interval: must be between 0.1 and 60 s"),
-        (["--history", "-1"], "--history: must be at least 1, got -1"),
+        (["--history", "-1"], "--history: must be between 1 and 10,000,000, got -1"),
+        (["--history", "20000000"], "--history: must be between 1 and 10,000,000"),
         (["--tick", "abc"], "--tick: 'abc' is not a number"),
         (["--port", "70000"], "--port: must be between 0 and 65535"),
         (["--portfolio", "missing.csv"], "missing.csv: cannot read portfolio file"),
@@ -269,6 +273,40 @@ def test_bad_serve_options_exit_2_before_any_server_starts(tmp_path, args, messa
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "serving" not in result.stdout
+
+
+def _holdings(rows):
+    return "symbol,quantity,price\n" + "".join(f"{row}\n" for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_holdings(["AAPL,1,100", "time,1,50"]), "symbol(s) time clash with the chart's own"),
+        (_holdings(["AAPL,1,1e308"]), ":2: price for AAPL is 1e308; it must be at most 1e+09"),
+        (
+            "symbol,quantity,price,volatility\nAAPL,1,100,50\n",
+            "volatility for AAPL is 50.0; it must be finite, >= 0.0 and <= 10.0",
+        ),
+        (
+            _holdings(f"S{i},1,10" for i in range(51)),
+            "51 holdings is more than a dashboard shows (at most 50)",
+        ),
+    ],
+)
+def test_a_portfolio_no_session_could_show_is_refused_at_start_up(tmp_path, text, message):
+    book = tmp_path / "book.csv"
+    book.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "finflow_panel.cli", "serve", "--port", "1", "--portfolio", book],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and str(book) in lines[0], result.stderr
     assert "serving" not in result.stdout
 
 
@@ -305,3 +343,135 @@ def test_panel_serve_on_the_dashboard_notebook():
         run_async(main())
     finally:
         process.stop()
+
+
+def test_closed_sessions_memory_is_reclaimed_while_sessions_keep_coming_and_going(server):
+    """A closed session's objects are gone within ~20 s of its expiry, even while others
+    open and close every few seconds (the reclaim used to be pushed back by each close)."""
+
+    async def main():
+        kept = [c for c, _ in await asyncio.gather(*[_session(server) for _ in range(3)])]
+        closed_at, samples = [], []
+        start = time.monotonic()
+        while time.monotonic() - start < 50:
+            client, _ = await _session(server)
+            client.close()
+            closed_at.append(time.monotonic())
+            # Pace the churn by the market's clock: 15 ticks of 0.2 s, ~3 s.
+            await _rows_until(kept[0], lambda rows: sum(len(r.seq) for r in rows) >= 15)
+            now = time.monotonic()
+            if now - start >= 30:
+                status = json.loads((await AsyncHTTPClient().fetch(server.url + "/api/feed")).body)
+                # Sessions closed over 25 s ago (20 s reclaim delay, ~1 s expiry) are gone.
+                recent = sum(t > now - 25 for t in closed_at)
+                samples.append((status["live_dashboards"], len(kept) + recent))
+        for client in kept:
+            client.close()
+        assert samples and all(live <= bound for live, bound in samples), samples
+
+    run_async(main())
+
+
+def test_one_client_cannot_change_another_sessions_chart(server):
+    async def main():
+        (a, _), (b, _) = await asyncio.gather(_session(server), _session(server))
+        for client in (a, b):  # both hold the same rows, now shared server-side
+            await _rows_until(client, lambda rows: len(rows) >= 4)
+        source_id, _ = a.chart_source()
+        ref = {"id": source_id}
+        patches = {"type": "map", "entries": [["AAPL", [[0, -666.0], [1, -666.0]]]]}
+        rows = {"type": "map", "entries": [["AAPL", [-666.0]], ["seq", [10**9]]]}
+        events = [
+            {"kind": "ColumnsPatched", "model": ref, "attr": "data", "patches": patches},
+            {"kind": "ColumnsStreamed", "model": ref, "attr": "data", "data": rows},
+        ]
+        await a.send("PATCH-DOC", {"events": events})
+        await _rows_until(b, lambda rows: len(rows) >= 2)  # the edit has been handled
+        for client in (b, a):  # what each session's server-side document now holds
+            await client.pull_doc(ready=False)
+            _, columns = client.chart_source()
+            assert -666.0 not in columns["AAPL"] and 10**9 not in columns["seq"]
+        a.close()
+        b.close()
+
+    run_async(main())
+
+
+def test_portfolio_file_is_read_once_per_process(tmp_path):
+    book = tmp_path / "book.csv"
+    book.write_text(_holdings(["AAPL,10,190", "MSFT,5,410"]))
+    process = ServerProcess("--portfolio", str(book), "--tick", "0.2", "--seed", "2").start()
+
+    async def main():
+        first, before = await _session(process)
+        # Edited under the running server: new sessions must not see another book.
+        book.write_text(_holdings(["AAPL,99,190", "MSFT,5,410", "XOM,3,110"]))
+        second, after = await _session(process)
+        first.close()
+        second.close()
+        assert set(after) == set(before) == {"time", "seq", "total_value", "AAPL", "MSFT"}
+        common, at_before, at_after = np.intersect1d(before["seq"], after["seq"], True, True)
+        assert len(common) > 10
+        np.testing.assert_array_equal(
+            before["total_value"][at_before], after["total_value"][at_after]
+        )
+
+    try:
+        run_async(main())
+    finally:
+        process.stop()
+
+
+def test_a_message_over_one_mib_closes_the_connection(server):
+    async def main():
+        client, _ = await _session(server)
+        await client.ws.write_message("x" * (1 << 20 | 1))
+        deadline = time.monotonic() + 30
+        while await asyncio.wait_for(client.ws.read_message(), deadline - time.monotonic()):
+            pass  # replies and updates sent before the server read the big message
+        client.close()
+        assert client.ws.close_code == 1009
+        other, _ = await _session(server)  # the server goes on serving
+        await other.next_rows()
+        other.close()
+
+    run_async(main())
+
+
+@pytest.fixture
+def lasting_server():
+    """Sessions outlive a dropped connection by 60 s, as they would for a browser."""
+    process = ServerProcess(
+        "--tick", "0.2", "--interval", "0.2", "--seed", "4", "--session-lifetime", "60"
+    ).start()
+    yield process
+    process.stop()
+
+
+def test_a_session_without_a_connection_costs_nothing_and_backfills_on_return(lasting_server):
+    server = lasting_server
+
+    def sent():
+        return sum(server.feed()["deliveries"].values())
+
+    async def main():
+        client, _ = await _session(server)
+        await _rows_until(client, lambda rows: len(rows) >= 3)
+        client.close()
+        wait_until(lambda: server.feed()["subscribers"] == 1, timeout=10)
+        start, before = server.feed()["last_seq"], sent()
+        wait_until(lambda: server.feed()["last_seq"] >= start + 15, timeout=30)
+        assert sent() - before <= 1  # one update may have been on its way at the close
+
+        # The same session, connected again: the document it pulls, then one update
+        # carrying every tick it missed.
+        again = await SessionClient.open(server.url + "/portfolio", token=client.token)
+        await again.pull_doc()
+        _, columns = again.chart_source()
+        rows = await again.next_rows()
+        again.close()
+        assert rows.seq[0] == columns["seq"][-1] + 1
+        assert rows.seq[-1] >= start + 15
+        np.testing.assert_array_equal(np.diff(rows.seq), 1)
+
+    run_async(main())

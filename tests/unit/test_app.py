@@ -1,10 +1,21 @@
-"""The app's session memory policy, on a real dashboard document."""
+"""The app's configuration, status route and session memory policy."""
 
 from __future__ import annotations
 
+import gc
+import json
+import re
+
+import pytest
 from bokeh.document import Document
 
-from finflow_panel.app import ServeConfig, build_dashboard, trim_document
+from finflow_panel.app import (
+    FeedStatusHandler,
+    ServeConfig,
+    SessionHeapPolicy,
+    build_dashboard,
+    trim_document,
+)
 
 
 def _empty(value) -> bool:
@@ -57,3 +68,92 @@ def test_trimming_a_session_document_changes_nothing_it_holds():
     after = _models_by_id(doc.to_json(deferred=False))
     assert after == before
     assert {m.id for m in doc.models} == ids
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1", True), ("on", True), ("Yes", True), ("", False), ("off", False), ("0", False)],
+)
+def test_always_on_reads_yes_and_no(text, expected):
+    assert ServeConfig.from_env({"FINFLOW_ALWAYS_ON": text}).always_on is expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"FINFLOW_ALWAYS_ON": "sometimes"}, "FINFLOW_ALWAYS_ON='sometimes' is not a yes/no"),
+        ({"FINFLOW_HISTORY": "20000000"}, "history must be between 1 and 10,000,000 ticks"),
+        ({"FINFLOW_TICK": "fast"}, "FINFLOW_TICK='fast' is not a valid float"),
+    ],
+)
+def test_bad_environment_options_are_named(environ, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ServeConfig.from_env(environ)
+
+
+class ManualLoop:
+    """A loop whose clock the test moves: ``call_later`` timers run in `run_until`."""
+
+    def __init__(self):
+        self.now, self.timers = 0.0, []
+
+    def call_later(self, delay, callback):
+        timer = (self.now + delay, callback)
+        self.timers.append(timer)
+        return timer
+
+    def run_until(self, until):
+        while due := sorted((t for t in self.timers if t[0] <= until), key=lambda t: t[0]):
+            self.timers.remove(due[0])
+            self.now = due[0][0]
+            due[0][1]()
+        self.now = until
+
+
+def test_reclaim_runs_within_its_delay_of_every_close_however_sessions_churn(monkeypatch):
+    loop = ManualLoop()
+    policy = SessionHeapPolicy(reclaim_delay=20.0, loop=loop)
+    collected_at = []
+    monkeypatch.setattr(gc, "unfreeze", lambda: None)
+    monkeypatch.setattr(gc, "freeze", lambda: None)
+    monkeypatch.setattr(gc, "collect", lambda *args: collected_at.append(loop.now) or 0)
+    closes = [4.0 * i for i in range(30)]  # a session closes every 4 s for two minutes
+    for closed in closes:
+        loop.run_until(closed)
+        policy.session_closed(None)
+    loop.run_until(closes[-1] + 60)
+    for closed in closes:
+        assert any(closed < t <= closed + 20.0 for t in collected_at), (closed, collected_at)
+    assert len(collected_at) <= len(closes) / 5 + 1  # at most one reclaim per 20 s
+
+
+def test_feed_status_reads_only_and_shows_no_configuration(monkeypatch):
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.httpserver import HTTPServer
+    from tornado.netutil import bind_sockets
+    from tornado.web import Application
+
+    from tests.util import run_async
+
+    work = []
+    monkeypatch.setattr(gc, "unfreeze", lambda: work.append("unfreeze"))
+    monkeypatch.setattr(gc, "collect", lambda *args: work.append("collect") or 0)
+    config = ServeConfig(seed=987654321)
+
+    async def fetch(query):
+        sockets = bind_sockets(0, "127.0.0.1")
+        server = HTTPServer(Application([(r"/api/feed", FeedStatusHandler, {"config": config})]))
+        server.add_sockets(sockets)
+        try:
+            url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/api/feed{query}"
+            response = await AsyncHTTPClient().fetch(url)
+        finally:
+            server.stop()
+        return response.body.decode()
+
+    for query in ("", "?gc=1"):
+        body = run_async(fetch(query))
+        status = json.loads(body)
+        assert {"symbols", "last_seq", "subscribers", "tick_rate", "live_dashboards"} <= set(status)
+        assert "config" not in status and "987654321" not in body
+    assert work == []  # nothing a request asks for starts a collection on the shared loop

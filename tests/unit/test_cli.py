@@ -64,6 +64,8 @@ def test_help_reads_well():
         (["simulate", "--symbols", "AAPL,,MSFT"], "has an empty symbol"),
         (["simulate", "--volatility", "-1"], "volatility for AAPL is -1.0"),
         (["simulate", "--out", "prices.xlsx"], "use a .csv or .parquet"),
+        (["simulate", "--steps", "100000000000"], "GiB of memory; "),
+        (["simulate", "--steps", "300000000", "--symbols", "A"], "run past the last date"),
         (["simulate", "--portfolio", "missing.csv"], "missing.csv: cannot read portfolio file"),
         (["simulate", "--bogus"], "unrecognized arguments: --bogus"),
         (["launch"], "invalid choice: 'launch'"),
