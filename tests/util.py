@@ -63,6 +63,8 @@ class ServerProcess:
         self.env = env
         self.cmd = cmd or [sys.executable, "-m", "finflow_panel.cli", "serve"]
         self.process = None
+        #: What the server printed, once it has stopped.
+        self.output = ""
 
     @property
     def url(self) -> str:
@@ -105,7 +107,8 @@ class ServerProcess:
             except Exception:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        if self.process is not None and self.process.stdout:
+        if self.process is not None and self.process.stdout and not self.process.stdout.closed:
+            self.output = self.process.stdout.read()
             self.process.stdout.close()
 
     def kill(self) -> None:

@@ -286,13 +286,21 @@ class Diagnostics(_SourceView):
 class ConnectionStatus(JSComponent):
     """Connected / reconnecting / disconnected, and recovery without the user's help.
 
-    When the websocket closes the page polls the server; once it answers, the page
+    When the websocket closes the page probes the server; once it answers, the page
     reloads itself into a fresh session that draws the recent history at once. Re-pulling
     the old document instead is unreliable on Bokeh 3.9 for documents holding binary
     buffers (bokeh/bokeh#15347), and after a server restart the old session is gone anyway.
+
+    Probes back off (x1.5 up to ``max_poll_interval``) with random jitter, so the pages
+    of a restarted server come back spread out instead of all at the same instant.
     """
 
-    poll_interval = param.Number(default=1.0, bounds=(0.1, 60), doc="Seconds between probes.")
+    poll_interval = param.Number(
+        default=1.0, bounds=(0.1, 60), doc="Seconds before the first probe (jittered)."
+    )
+    max_poll_interval = param.Number(
+        default=5.0, bounds=(0.1, 60), doc="Longest wait between probes (seconds)."
+    )
     give_up_after = param.Number(
         default=60.0, doc="Seconds of failed probes before showing 'disconnected'."
     )
@@ -313,7 +321,11 @@ class ConnectionStatus(JSComponent):
       const bokehjs = [...document.querySelectorAll("script[src]")]
         .map((script) => script.src).find((src) => src.includes("/static/js/bokeh"))
       const target = bokehjs ?? window.location.href
+      // Half to all of the current delay, at random: pages that lost the same server
+      // probe (and come back) at different moments.
+      const jittered = (seconds) => seconds * (0.5 + Math.random() / 2) * 1000
       let polling = false
+      let delay = model.poll_interval
       const probe = async (started) => {
         try {
           const response = await fetch(target, {method: "HEAD", cache: "no-store"})
@@ -323,13 +335,14 @@ class ConnectionStatus(JSComponent):
         if (elapsed > model.give_up_after) {
           show("disconnected", "\\u25cf Disconnected \\u2014 retrying")
         }
-        setTimeout(() => probe(started), model.poll_interval * 1000)
+        delay = Math.min(delay * 1.5, model.max_poll_interval)
+        setTimeout(() => probe(started), jittered(delay))
       }
       doc.on_event("connection_lost", () => {
         if (polling) { return }
         polling = true
         show("reconnecting", "\\u25cf Reconnecting\\u2026")
-        setTimeout(() => probe(Date.now()), model.poll_interval * 1000)
+        setTimeout(() => probe(Date.now()), jittered(model.poll_interval))
       })
     }
     """

@@ -170,9 +170,19 @@ class LiveDashboard(pn.viewable.Viewer):
         stop.on_click(lambda event: setattr(self, "running", False))
         start.disabled, stop.disabled = self.running, not self.running
         self._buttons = (start, stop)
-        interval = pn.widgets.FloatInput.from_param(
-            self.param.interval, label="Update interval (s)", step=0.5, width=150
+        # Not linked with from_param: a value out of bounds from a client would raise
+        # inside Panel's event handling and log a traceback; here it is one line.
+        low, high = self.param.interval.bounds
+        interval = pn.widgets.FloatInput(
+            name="Update interval (s)",
+            value=self.interval,
+            start=low,
+            end=high,
+            step=0.5,
+            width=150,
         )
+        interval.param.watch(self._on_interval_input, "value")
+        self._interval_input = interval
         header = pn.Row(
             pn.pane.Markdown(f"## {self.title}", margin=(0, 10)),
             pn.pane.Markdown(f"**{self.portfolio.name}**", margin=(14, 10)),
@@ -262,6 +272,17 @@ class LiveDashboard(pn.viewable.Viewer):
     @param.depends("interval", watch=True)
     def _on_interval(self) -> None:
         self._next_due = 0.0
+        self._interval_input.value = self.interval
+
+    def _on_interval_input(self, event) -> None:
+        try:
+            self.interval = event.new
+        except ValueError:
+            low, high = self.param.interval.bounds
+            log.warning(
+                "refused update interval %r from a browser (must be %g-%g s)", event.new, low, high
+            )
+            event.obj.value = self.interval
 
     def _on_diagnostics_open(self, event) -> None:
         if event.new:

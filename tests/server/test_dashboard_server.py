@@ -475,3 +475,31 @@ def test_a_session_without_a_connection_costs_nothing_and_backfills_on_return(la
         np.testing.assert_array_equal(np.diff(rows.seq), 1)
 
     run_async(main())
+
+
+def test_an_interval_out_of_range_from_a_client_is_one_log_line():
+    process = ServerProcess("--tick", "0.2", "--interval", "0.2").start()
+
+    async def main():
+        client, _ = await _session(process)
+        field = client.find_model(lambda n: n["attributes"].get("title") == "Update interval (s)")
+        await client.set_property(field["id"], "value", 1000.0)
+        deadline = time.monotonic() + 20
+        while True:  # the field is put back to the interval in force
+            message = await client.next_patch(deadline - time.monotonic())
+            if any(
+                e.get("attr") == "value" and e["model"]["id"] == field["id"]
+                for e in message.content["events"]
+            ):
+                break
+        [event] = [e for e in message.content["events"] if e.get("attr") == "value"]
+        assert event["new"] == 0.2
+        client.close()
+
+    try:
+        run_async(main())
+    finally:
+        process.stop()
+    refused = [line for line in process.output.splitlines() if "refused" in line]
+    assert refused == ["refused update interval 1000.0 from a browser (must be 0.1-60 s)"]
+    assert "Traceback" not in process.output
