@@ -174,7 +174,7 @@ class LiveDashboard(pn.viewable.Viewer):
         # inside Panel's event handling and log a traceback; here it is one line.
         low, high = self.param.interval.bounds
         interval = pn.widgets.FloatInput(
-            name="Update interval (s)",
+            label="Update interval (s)",
             value=self.interval,
             start=low,
             end=high,
