@@ -44,15 +44,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Bokeh's default unused-session lifetime. Much shorter, and a page whose websocket
+#: arrives late (16 opens in flight at ~0.5 s of server CPU each) is discarded as unused
+#: and built again on connect, which measures the benchmark's own churn.
+SESSION_LIFETIME_S = 15
+
+
 def start_server(kind: str, port: int) -> subprocess.Popen:
     common = ["--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
     if kind == "finflow":
         cmd = [sys.executable, "-m", "finflow_panel.cli", "serve", "--tick", "1", "--interval",
-               "1", "--session-lifetime", "2", *common]  # fmt: skip
+               "1", "--session-lifetime", str(SESSION_LIFETIME_S), *common]  # fmt: skip
         ready = f"http://127.0.0.1:{port}/api/feed"
     else:
         app = str(ROOT / "benchmarks/baseline_app.py")
-        lifetime = ["--unused-session-lifetime", "2000", "--check-unused-sessions", "2000"]
+        ms = str(SESSION_LIFETIME_S * 1000)
+        lifetime = ["--unused-session-lifetime", ms, "--check-unused-sessions", ms]
         cmd = [sys.executable, "-m", "panel", "serve", app, *lifetime, *common]
         ready = f"http://127.0.0.1:{port}/baseline_app"
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -82,25 +89,21 @@ async def run(kind: str, n: int, window: float, warmup: float) -> dict:
     try:
         rss_before = proc.memory_info().rss
         semaphore = asyncio.Semaphore(16)
+        recording = {"on": False}
+        received = []  # (seq, tick time ms, latency ms) of every row while recording
+        messages = [0]
+        readers = []
 
         async def open_one():
             async with semaphore:
                 client = await SessionClient.open(url, timeout=120)
                 await client.pull_doc(timeout=120)
+                client.doc = None  # the pulled document is not needed any more
+                # Read from the start: updates left unread while hundreds of sessions
+                # open pile up in socket buffers, and draining them later reads as
+                # seconds of latency in the window.
+                readers.append(asyncio.ensure_future(read(client)))
                 return client
-
-        opened = time.monotonic()
-        clients = await asyncio.gather(*[open_one() for _ in range(n)])
-        open_seconds = time.monotonic() - opened
-        for client in clients:
-            client.doc = None  # the pulled documents are not needed any more
-        # The client is the measuring instrument: its own full garbage collections over
-        # a thousand sessions' objects paused it for ~250 ms, which read as latency.
-        gc.collect()
-        gc.freeze()
-        recording = {"on": False}
-        received = []  # (seq, tick time ms, latency ms) of every row while recording
-        messages = [0]
 
         async def read(client):
             while True:
@@ -118,7 +121,13 @@ async def run(kind: str, n: int, window: float, warmup: float) -> dict:
                             zip(batch.seq.tolist(), batch.time.tolist(), latency, strict=True)
                         )
 
-        readers = [asyncio.ensure_future(read(c)) for c in clients]
+        opened = time.monotonic()
+        clients = await asyncio.gather(*[open_one() for _ in range(n)])
+        open_seconds = time.monotonic() - opened
+        # The client is the measuring instrument: its own full garbage collections over
+        # a thousand sessions' objects paused it for ~250 ms, which read as latency.
+        gc.collect()
+        gc.freeze()
         await asyncio.sleep(warmup)
         rss_open = proc.memory_info().rss
         cpu_before = sum(proc.cpu_times()[:2])
