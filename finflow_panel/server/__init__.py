@@ -1,0 +1,7 @@
+"""Server plumbing kept apart from the document model (as bokeh keeps ``server/``)."""
+
+from __future__ import annotations
+
+from .admission import SessionAdmission
+
+__all__ = ["SessionAdmission"]
