@@ -228,17 +228,29 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=30, help="sessions opened per page kind")
     parser.add_argument("--storm", default="30,100,20", help="open,newcomers,concurrency")
     parser.add_argument("--paint", type=int, default=5, help="Chromium navigations")
+    parser.add_argument("--only", default="open,storm,paint", help="parts to run")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
     print(f"sessions benchmark, {os.cpu_count()} cores", flush=True)
+    if "open" in parts:
+        report_open_cost(args.open)
+    if "storm" in parts:
+        report_storm(args.storm)
+    if "paint" in parts:
+        report_first_paint(args.paint)
 
-    dash = asyncio.run(open_cost("dashboard", args.open))
-    ref = asyncio.run(open_cost("reference", args.open))
-    print(f"open cost (median of {args.open}, server CPU per session):")
+
+def report_open_cost(n: int) -> None:
+    dash = asyncio.run(open_cost("dashboard", n))
+    ref = asyncio.run(open_cost("reference", n))
+    print(f"open cost (median of {n}, server CPU per session):")
     for r in (dash, ref):
         print(f"  {r['kind']:<10} {r['cpu_ms']:7.1f} ms   document {r['doc_kb']:5.1f} kB")
     print(f"  dashboard / reference: {dash['cpu_ms'] / ref['cpu_ms']:.2f}", flush=True)
 
-    open_n, newcomers, concurrency = (int(x) for x in args.storm.split(","))
+
+def report_storm(spec: str) -> None:
+    open_n, newcomers, concurrency = (int(x) for x in spec.split(","))
     s = asyncio.run(storm(open_n, newcomers, concurrency))
     ok = (s["delivered"] >= STORM_BAR["delivered"] and s["p99_ms"] < STORM_BAR["p99_ms"]
           and s["gaps"] == 0 and s["live_max_s"] < STORM_BAR["live_s"])  # fmt: skip
@@ -251,7 +263,9 @@ def main() -> None:
     print(f"  newcomers live: p50 {s['live_p50_s']:.1f} s, slowest {s['live_max_s']:.1f} s"
           f"{'  meets bar' if ok else ''}", flush=True)  # fmt: skip
 
-    paint = first_paint(args.paint)
+
+def report_first_paint(tries: int) -> None:
+    paint = first_paint(tries)
     if paint is None:
         print("first paint: chromium not on PATH, not measured")
     else:

@@ -17,10 +17,12 @@ import resource
 from dataclasses import dataclass
 
 import panel as pn
+from panel.io.application import build_applications
 from tornado.web import RequestHandler
 
 from finflow_panel.feed import MAX_HISTORY, SharedFeed
 from finflow_panel.model import Portfolio
+from finflow_panel.server import SessionAdmission
 from finflow_panel.ui import LiveDashboard
 from finflow_panel.ui.dashboard import check_portfolio
 from finflow_panel.ui.fanout import FanOut
@@ -214,19 +216,15 @@ HEAP_POLICY = SessionHeapPolicy()
 
 
 def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
-    """One session's page: the dashboard in a template that loads nothing from outside."""
+    """One session's page: the dashboard, loading nothing from outside."""
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.onload(HEAP_POLICY.session_ready)
         pn.state.on_session_destroyed(HEAP_POLICY.session_closed)
-    dashboard = LiveDashboard(
+    # The dashboard is the page: a template would cost every session about a third
+    # more server CPU to open (its own models, stylesheets and per-session rendering).
+    return LiveDashboard(
         portfolio=process_portfolio(config), feed=process_feed(config), interval=config.interval
     )
-    template = pn.template.BootstrapTemplate(
-        title="FinFlow",
-        header_background="#1e3a8a",
-        main=[dashboard],
-    )
-    return template
 
 
 def index_page() -> pn.viewable.Viewable:
@@ -305,8 +303,15 @@ def serve(
     def dashboard_app() -> pn.viewable.Viewable:
         return build_dashboard(config)
 
+    # No Location model for the dashboard (it reads no URL): one model less in every
+    # session. The home page's template needs one.
+    apps = {
+        **build_applications({"/": index_page}, title="FinFlow"),
+        **build_applications({DASHBOARD_ROUTE: dashboard_app}, title="FinFlow", location=False),
+    }
+    apps[f"/{DASHBOARD_ROUTE}"].add(SessionAdmission())
     return pn.serve(
-        {DASHBOARD_ROUTE: dashboard_app, "/": index_page},
+        apps,
         port=port,
         address=address,
         show=show,

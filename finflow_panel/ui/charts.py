@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 
 from bokeh.models import (
+    AdaptiveTicker,
+    AllLabels,
+    CDSView,
     ColumnDataSource,
     DataRange1d,
+    DatetimeAxis,
+    DatetimeTicker,
+    DatetimeTickFormatter,
+    DaysTicker,
     GlyphRenderer,
+    Grid,
     HoverTool,
     Legend,
     LegendItem,
     Line,
+    MonthsTicker,
 )
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
@@ -22,11 +31,12 @@ __all__ = [
     "lean_lines",
     "portfolio_figure",
     "prices_figure",
-    "share_time_axis",
     "shared_x_range",
+    "time_ticks",
 ]
 
 _TIME_FORMAT = "@time{%H:%M:%S}"
+_SECOND, _MINUTE, _HOUR = 1000.0, 60_000.0, 3_600_000.0
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +101,10 @@ def _y_range() -> DataRange1d:
     return y_range
 
 
-def _figure(title: str, x_range: DataRange1d, y_label: str):
+def _figure(title: str, x_range: DataRange1d, y_label: str, time_axis: TimeAxis | None = None):
     fig = figure(
         title=title,
-        x_axis_type="datetime",
+        x_axis_type=None,
         x_range=x_range,
         y_range=_y_range(),
         height=320,
@@ -102,6 +112,13 @@ def _figure(title: str, x_range: DataRange1d, y_label: str):
         tools="xpan,xwheel_zoom,reset,save",
         toolbar_location="above",
     )
+    ticker, formatter = time_axis or time_ticks()
+    labels = AllLabels()  # stateless: one for both axes instead of one each
+    fig.add_layout(
+        DatetimeAxis(ticker=ticker, formatter=formatter, major_label_policy=labels), "below"
+    )
+    fig.add_layout(Grid(dimension=0, ticker=ticker))
+    fig.yaxis.major_label_policy = labels
     fig.yaxis.axis_label = y_label
     fig.title.text_font_size = "14px"
     return fig
@@ -115,24 +132,50 @@ def lean_lines(lines: list) -> None:
         line.muted_glyph = "auto"
 
 
-def share_time_axis(*figures) -> None:
-    """One datetime ticker and formatter for the time axes and grids of ``figures``.
+TimeAxis = tuple[DatetimeTicker, DatetimeTickFormatter]
 
-    A datetime ticker is a dozen sub-ticker models; the charts share a time range, so
-    they can share these too, and the document stays smaller.
+
+def time_ticks() -> TimeAxis:
+    """A datetime ticker and formatter for time axes, to share between a session's charts.
+
+    Bokeh's default DatetimeTicker is a dozen sub-ticker models, years and every few
+    months included; a live chart holds minutes to weeks of ticks, so these seven
+    sub-tickers (Bokeh's own, for milliseconds to months) draw the same ticks with fewer
+    models for every session to build and pull.
     """
-    first = figures[0]
-    ticker, formatter = first.xaxis[0].ticker, first.xaxis[0].formatter
-    for fig in figures[1:]:
-        fig.xaxis[0].ticker = ticker
-        fig.xaxis[0].formatter = formatter
-        fig.xgrid[0].ticker = ticker
+    ticker = DatetimeTicker(
+        tickers=[
+            AdaptiveTicker(
+                mantissas=[1, 2, 5], base=10, min_interval=0, max_interval=500.0,
+                num_minor_ticks=0,
+            ),
+            AdaptiveTicker(
+                mantissas=[1, 2, 5, 10, 15, 20, 30], base=60, min_interval=_SECOND,
+                max_interval=30 * _MINUTE, num_minor_ticks=0,
+            ),
+            AdaptiveTicker(
+                mantissas=[1, 2, 4, 6, 8, 12], base=24, min_interval=_HOUR,
+                max_interval=12 * _HOUR, num_minor_ticks=0,
+            ),
+            DaysTicker(days=list(range(1, 32))),
+            DaysTicker(days=[1, 8, 15, 22]),
+            DaysTicker(days=[1, 15]),
+            MonthsTicker(months=list(range(12))),
+        ]
+    )  # fmt: skip
+    return ticker, DatetimeTickFormatter()
 
 
-def portfolio_figure(source: ColumnDataSource, x_range: DataRange1d):
-    """Portfolio total value over time."""
-    fig = _figure("Portfolio value", x_range, "Value ($)")
-    line = fig.line("time", "total_value", source=source, line_width=2, color="#2563eb")
+def portfolio_figure(
+    source: ColumnDataSource,
+    x_range: DataRange1d,
+    view: CDSView | None = None,
+    time_axis: TimeAxis | None = None,
+):
+    """Portfolio total value over time (``view``, ``time_axis``: to share with others)."""
+    fig = _figure("Portfolio value", x_range, "Value ($)", time_axis)
+    view = view or CDSView()
+    line = fig.line("time", "total_value", source=source, view=view, line_width=2, color="#2563eb")
     lean_lines([line])
     fig.add_tools(
         HoverTool(
@@ -145,16 +188,22 @@ def portfolio_figure(source: ColumnDataSource, x_range: DataRange1d):
     return fig
 
 
-def prices_figure(source: ColumnDataSource, x_range: DataRange1d, symbols: tuple[str, ...]):
+def prices_figure(
+    source: ColumnDataSource,
+    x_range: DataRange1d,
+    symbols: tuple[str, ...],
+    view: CDSView | None = None,
+    time_axis: TimeAxis | None = None,
+):
     """One line per symbol; clicking a legend entry hides its line."""
-    fig = _figure("Prices", x_range, "Price ($)")
-    add_symbol_lines(fig, source, "time", symbols, time_format="%H:%M:%S")
+    fig = _figure("Prices", x_range, "Price ($)", time_axis)
+    add_symbol_lines(fig, source, "time", symbols, time_format="%H:%M:%S", view=view)
     fig.legend.label_text_font_size = "11px"
     return fig
 
 
 def add_symbol_lines(
-    fig, source: ColumnDataSource, x: str, symbols, time_format: str
+    fig, source: ColumnDataSource, x: str, symbols, time_format: str, view: CDSView | None = None
 ) -> list[GlyphRenderer]:
     """One line per symbol column of ``source``, one hover tool for all, and a legend
     whose entries hide their line when clicked.
@@ -162,12 +211,15 @@ def add_symbol_lines(
     The lines and legend entries are made first and added in one assignment each:
     ``fig.line(..., legend_label=...)`` per symbol revalidates every renderer and
     searches every legend entry added before it, a cost quadratic in the number of
-    symbols (1,000 symbols blocked the server for 14 s per session). One hover tool
-    rather than one per line keeps the document small.
+    symbols (1,000 symbols blocked the server for 14 s per session). One hover tool, and
+    one view of the source (``view``, or a new one) for all lines rather than one each,
+    keep the document small: each is models that every session builds and pulls.
     """
+    view = view or CDSView()
     lines = [
         GlyphRenderer(
             data_source=source,
+            view=view,
             glyph=Line(x=x, y=symbol, line_width=1.6, line_color=Category10_10[i % 10]),
             name=symbol,
         )

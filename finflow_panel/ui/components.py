@@ -152,7 +152,7 @@ class HoldingsTable(_SourceView):
     export function render({ model, el, view }) {
       const table = document.createElement("table")
       table.className = "ff-holdings"
-      table.innerHTML = "<thead><tr>" +
+      table.innerHTML = "<caption>Holdings</caption><thead><tr>" +
         COLUMNS.map(([key, title]) => `<th data-col="${key}">${title}</th>`).join("") +
         "</tr></thead><tbody></tbody>"
       const body = table.querySelector("tbody")
@@ -198,6 +198,8 @@ class HoldingsTable(_SourceView):
         + """
         .ff-holdings { width: 100%; border-collapse: collapse; font: 14px system-ui, sans-serif;
                        font-variant-numeric: tabular-nums; }
+        .ff-holdings caption { text-align: left; font: 650 18px system-ui, sans-serif;
+                               padding: 10px 0 6px; color: #111827; }
         .ff-holdings th { text-align: left; font-weight: 600; color: #374151;
                           border-bottom: 2px solid #e5e7eb; padding: 8px 10px; }
         .ff-holdings td { border-bottom: 1px solid #f3f4f6; padding: 7px 10px; }

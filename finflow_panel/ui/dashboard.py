@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 import weakref
@@ -10,6 +11,7 @@ from functools import partial
 import numpy as np
 import panel as pn
 import param
+from bokeh.models import CDSView
 
 from ..feed import SharedFeed, TickBatch
 from ..model import Portfolio, portfolio_values
@@ -17,8 +19,8 @@ from .charts import (
     chart_source,
     portfolio_figure,
     prices_figure,
-    share_time_axis,
     shared_x_range,
+    time_ticks,
 )
 from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
 from .fanout import BokehWire, FanOut, SharedUpdate
@@ -39,6 +41,13 @@ _MAX_WRITE_BACKLOG = 4 * 1024 * 1024
 _JSON_ROWS = 16
 # Server-side figures in an open diagnostics panel are refreshed at most this often.
 _SERVER_STATS_PERIOD = 5.0
+# The page's header bar: the dashboard is the whole page, with no template around it.
+_HEADER_STYLES = {"background": "#1e3a8a", "border-radius": "10px", "padding": "4px 6px"}
+_HEADING_CSS = """
+:host { align-self: center; }
+.ff-title { font: 650 22px system-ui, sans-serif; color: #fff; margin-right: 14px; }
+.ff-book { font: 600 15px system-ui, sans-serif; color: #c7d2fe; }
+"""
 
 
 def check_portfolio(portfolio: Portfolio, symbols: tuple[str, ...] | None = None) -> None:
@@ -157,9 +166,11 @@ class LiveDashboard(pn.viewable.Viewer):
 
     def _build_layout(self) -> pn.viewable.Viewable:
         x_range = shared_x_range()
-        value_fig = portfolio_figure(self.source, x_range)
-        price_fig = prices_figure(self.source, x_range, self.portfolio.symbols)
-        share_time_axis(value_fig, price_fig)
+        # Every line shows all rows of the one source: one view of it serves them all.
+        # and one ticker for both time axes (they share a range).
+        view, ticks = CDSView(), time_ticks()
+        value_fig = portfolio_figure(self.source, x_range, view, ticks)
+        price_fig = prices_figure(self.source, x_range, self.portfolio.symbols, view, ticks)
         self._bokeh_panes = [
             pn.pane.Bokeh(value_fig, sizing_mode="stretch_width"),
             pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
@@ -180,24 +191,31 @@ class LiveDashboard(pn.viewable.Viewer):
             end=high,
             step=0.5,
             width=150,
+            stylesheets=[".bk-input-group > label { color: #e0e7ff; }"],
         )
         interval.param.watch(self._on_interval_input, "value")
         self._interval_input = interval
+        # One HTML pane for the heading (not Markdown panes and a spacer): every Panel
+        # object is Bokeh models and stylesheets that each session builds and pulls.
+        heading = pn.pane.HTML(
+            f'<span class="ff-title">{html.escape(self.title)}</span>'
+            f'<span class="ff-book">{html.escape(self.portfolio.name)}</span>',
+            sizing_mode="stretch_width",
+            stylesheets=[_HEADING_CSS],
+        )
         header = pn.Row(
-            pn.pane.Markdown(f"## {self.title}", margin=(0, 10)),
-            pn.pane.Markdown(f"**{self.portfolio.name}**", margin=(14, 10)),
-            pn.HSpacer(),
+            heading,
             start,
             stop,
             interval,
             self._status,
             sizing_mode="stretch_width",
+            styles=_HEADER_STYLES,
         )
         return pn.Column(
             header,
             self._kpis,
             pn.Row(*self._bokeh_panes, sizing_mode="stretch_width"),
-            pn.pane.Markdown("### Holdings", margin=(0, 10)),
             self.table,
             self._diagnostics,
             sizing_mode="stretch_width",
@@ -231,6 +249,12 @@ class LiveDashboard(pn.viewable.Viewer):
     def _on_ready(self, *_events) -> None:
         self._ready = True
         self._next_due = 0.0
+        if self._server and self.running and not self._pending:
+            # Ticks made while the page loaded go out now, not at the next tick: the
+            # first live update reaches a new page up to a tick sooner.
+            if self.feed.last_seq > self._last_seq:
+                self._pending = True
+                FanOut.current().enqueue(self)
 
     def close(self) -> None:
         """Stop following the feed (sessions do this by themselves when they end)."""

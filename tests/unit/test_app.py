@@ -6,6 +6,7 @@ import gc
 import json
 import re
 
+import panel as pn
 import pytest
 from bokeh.document import Document
 
@@ -48,7 +49,7 @@ def _models_by_id(doc_json: dict) -> tuple[list, dict]:
 
 def test_trimming_a_session_document_changes_nothing_it_holds():
     doc = Document()
-    build_dashboard(ServeConfig(seed=1)).server_doc(doc)
+    pn.panel(build_dashboard(ServeConfig(seed=1))).server_doc(doc)
     ids = {m.id for m in doc.models}
     empties = sum(
         isinstance(v, (list, dict)) and not v

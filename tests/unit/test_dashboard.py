@@ -181,3 +181,15 @@ def test_sequence_numbers_past_int32_stay_exact_on_the_wire():
     encoded = Serializer(deferred=False).encode(dict(view.source.data))
     decoded = _decode(encoded, {})
     np.testing.assert_array_equal(decoded["seq"], expected)
+
+
+def test_ticks_made_while_a_page_loads_go_out_as_soon_as_it_is_ready(feed, fanout):
+    view = LiveDashboard(feed=feed, interval=5.0)
+    view._doc, view._server = SessionDoc(), True
+    view._on_ready()  # nothing new since the document was built: wait for a tick
+    assert not fanout._queue
+    feed.advance(2)  # the page is still loading
+    view._on_ready()
+    assert list(fanout._queue) == [view]
+    _drain(view, fanout)
+    np.testing.assert_array_equal(view.source.data["seq"], np.arange(12))
