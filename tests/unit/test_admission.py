@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from finflow_panel.server import SessionAdmission
+from tests.util import run_async
 
 
 def _storm(admission: SessionAdmission | None, sessions: int = 5) -> list[str]:
@@ -33,7 +34,7 @@ def _storm(admission: SessionAdmission | None, sessions: int = 5) -> list[str]:
         await asyncio.gather(*[build(i) for i in range(sessions)])
         running = False
 
-    asyncio.run(main())
+    run_async(main())  # in a thread: Playwright may hold this thread's loop
     return events
 
 
