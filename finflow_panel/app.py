@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import os
 import resource
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ __all__ = [
     "process_portfolio",
     "serve",
 ]
-
-log = logging.getLogger(__name__)
 
 DASHBOARD_ROUTE = "portfolio"
 #: Backdated ticks a new market starts with, so the first visitor sees a chart at once.
