@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.finflow-installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench bundle clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sim.py
+
+bundle: $(STAMP)
+	$(BIN)/python -c "from finflow_panel.ui.components import write_bundle; print(write_bundle())"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

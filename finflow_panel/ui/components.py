@@ -9,6 +9,9 @@ the source by its id in their own Bokeh document and listen to its ``streaming``
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import param
 from panel.custom import JSComponent
 
@@ -58,7 +61,27 @@ _CARD_CSS = """
 """
 
 
-class _SourceView(JSComponent):
+def _standalone(render: str) -> str:
+    """One view's own ES module (the prelude and its ``render``), used in ``--dev``."""
+    return _PRELUDE + textwrap.dedent(render) + "\nexport { render }\n"
+
+
+class _BundledView(JSComponent):
+    """A view whose code the browser loads from one ES module shared by all the views.
+
+    Inline, each view's source (some 5 kB) travels in every session's document and is
+    compiled in every page; from the bundle (``components.bundle.js``, generated from
+    this file by ``make bundle``) a served page fetches and
+    compiles one cacheable module, and its document carries a URL. Elsewhere (Jupyter)
+    Panel inlines the bundle.
+    """
+
+    _bundle = "components.bundle.js"
+
+    __abstract = True
+
+
+class _SourceView(_BundledView):
     """A view of one ColumnDataSource (by id) holding ``time``, ``seq`` and price columns."""
 
     source_id = param.String(doc="Id of the chart's ColumnDataSource in this document.")
@@ -77,10 +100,8 @@ class KpiCards(_SourceView):
         default=False, doc="Set by the browser once the cards are on the page."
     )
 
-    _esm = (
-        _PRELUDE
-        + """
-    export function render({ model, el, view }) {
+    _render = """
+    function render({ model, el, view }) {
       el.innerHTML = `
         <div class="ff-kpis">
           <div class="ff-card"><div class="ff-label">Total value</div>
@@ -119,7 +140,7 @@ class KpiCards(_SourceView):
       model.rendered = true
     }
     """
-    )
+    _esm = _standalone(_render)
 
     _stylesheets = [
         _CARD_CSS
@@ -142,14 +163,12 @@ class HoldingsTable(_SourceView):
 
     names = param.List(doc="Display name of each holding.")
 
-    _esm = (
-        _PRELUDE
-        + """
+    _render = """
     const COLUMNS = [["symbol", "Symbol"], ["name", "Name"], ["price", "Price"],
       ["change", "Change"], ["change_percent", "Change %"], ["quantity", "Quantity"],
       ["value", "Value"], ["weight", "Weight %"]]
 
-    export function render({ model, el, view }) {
+    function render({ model, el, view }) {
       const table = document.createElement("table")
       table.className = "ff-holdings"
       table.innerHTML = "<caption>Holdings</caption><thead><tr>" +
@@ -191,7 +210,7 @@ class HoldingsTable(_SourceView):
       el.append(table)
     }
     """
-    )
+    _esm = _standalone(_render)
 
     _stylesheets = [
         _CARD_CSS
@@ -221,10 +240,8 @@ class Diagnostics(_SourceView):
     server = param.Dict(default={}, doc="Server-side figures of this session and its feed.")
     open = param.Boolean(default=False, doc="Whether the panel is expanded in the browser.")
 
-    _esm = (
-        _PRELUDE
-        + """
-    export function render({ model, el, view }) {
+    _render = """
+    function render({ model, el, view }) {
       const details = document.createElement("details")
       details.className = "ff-card ff-diagnostics"
       details.innerHTML = "<summary>Diagnostics</summary><table></table>"
@@ -272,7 +289,7 @@ class Diagnostics(_SourceView):
       el.append(details)
     }
     """
-    )
+    _esm = _standalone(_render)
 
     _stylesheets = [
         _CARD_CSS
@@ -285,7 +302,7 @@ class Diagnostics(_SourceView):
     ]
 
 
-class ConnectionStatus(JSComponent):
+class ConnectionStatus(_BundledView):
     """Connected / reconnecting / disconnected, and recovery without the user's help.
 
     When the websocket closes the page probes the server; once it answers, the page
@@ -307,8 +324,8 @@ class ConnectionStatus(JSComponent):
         default=60.0, doc="Seconds of failed probes before showing 'disconnected'."
     )
 
-    _esm = """
-    export function render({ model, el, view }) {
+    _render = """
+    function render({ model, el, view }) {
       const pill = document.createElement("span")
       pill.className = "ff-status"
       el.append(pill)
@@ -348,6 +365,7 @@ class ConnectionStatus(JSComponent):
       })
     }
     """
+    _esm = _standalone(_render)
 
     _stylesheets = [
         """
@@ -358,3 +376,31 @@ class ConnectionStatus(JSComponent):
         .ff-status[data-state="disconnected"] { color: #b91c1c; background: #fee2e2; }
         """
     ]
+
+
+BUNDLE = Path(__file__).with_name(_BundledView._bundle)
+_VIEWS = (KpiCards, HoldingsTable, Diagnostics, ConnectionStatus)
+
+
+def bundle_source() -> str:
+    """The text of ``components.bundle.js``: the prelude once, then each view's module
+    as ``default[ClassName]``, which is how Panel finds a class in a bundle."""
+    modules = [
+        f"const {view.__name__} = (() => {{\n{textwrap.dedent(view._render).strip()}\n"
+        "return { render }\n})()\n"
+        for view in _VIEWS
+    ]
+    names = ", ".join(view.__name__ for view in _VIEWS)
+    return (
+        "// Generated from components.py by `make bundle`; do not edit.\n"
+        + textwrap.dedent(_PRELUDE).lstrip()
+        + "\n"
+        + "\n".join(modules)
+        + f"\nexport default {{ {names} }}\n"
+    )
+
+
+def write_bundle() -> Path:
+    """Regenerate ``components.bundle.js`` after changing a view's code (``make bundle``)."""
+    BUNDLE.write_text(bundle_source(), encoding="utf-8")
+    return BUNDLE

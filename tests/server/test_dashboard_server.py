@@ -15,6 +15,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 from finflow_panel.client import SessionClient
+from finflow_panel.ui.components import BUNDLE
 from tests.util import ServerProcess, run_async, wait_until
 
 pytestmark = pytest.mark.server
@@ -443,6 +444,44 @@ def test_a_message_over_one_mib_closes_the_connection(server):
         other.close()
 
     run_async(main())
+
+
+def test_the_views_code_is_one_cached_module_not_part_of_every_document(server):
+    async def main():
+        client, _ = await _session(server)
+        client.close()
+        views = [m["attributes"] for m in _objects(client.doc) if m["attributes"].get("esm")]
+        assert sorted(v["class_name"] for v in views) == [
+            "ConnectionStatus", "Diagnostics", "HoldingsTable", "KpiCards"
+        ]  # fmt: skip
+        urls = {(v["bundle"], v["esm"]) for v in views}
+        assert len(urls) == 1  # one module for the four views
+        ((kind, url),) = urls
+        assert kind == "url" and url.endswith("/components.bundle.js")
+        http = AsyncHTTPClient()
+        response = await http.fetch(f"{server.url}/{url.removeprefix('./')}")
+        assert response.body.decode() == BUNDLE.read_text(encoding="utf-8")
+        assert "javascript" in response.headers["Content-Type"]
+        # The route serves the bundle, not the package's other files.
+        outside = (
+            f"{server.url}/{url.removeprefix('./').replace('components.bundle.js', 'dashboard.py')}"
+        )
+        refused = await http.fetch(outside, raise_error=False)
+        assert refused.code in (403, 404)
+
+    run_async(main())
+
+
+def _objects(value):
+    """Every model representation in a pulled document's JSON."""
+    if isinstance(value, dict):
+        if value.get("type") == "object" and "attributes" in value:
+            yield value
+        for item in value.values():
+            yield from _objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects(item)
 
 
 @pytest.fixture
