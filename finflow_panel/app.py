@@ -16,12 +16,13 @@ import resource
 from dataclasses import dataclass
 
 import panel as pn
+from bokeh.settings import settings
 from panel.io.application import build_applications
 from tornado.web import RequestHandler
 
 from finflow_panel.feed import MAX_HISTORY, SharedFeed
 from finflow_panel.model import Portfolio
-from finflow_panel.server import SessionAdmission
+from finflow_panel.server import SessionAdmission, ValidateFirstDocument
 from finflow_panel.ui import LiveDashboard
 from finflow_panel.ui.dashboard import check_portfolio
 from finflow_panel.ui.fanout import FanOut
@@ -217,6 +218,9 @@ def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.onload(HEAP_POLICY.session_ready)
         pn.state.on_session_destroyed(HEAP_POLICY.session_closed)
+        # Panel's browser-info model (language, timezone, ...) is one more model per
+        # document and seven messages from every page as it opens; nothing here reads it.
+        pn.config.browser_info = False
     # The dashboard is the page: a template would cost every session about a third
     # more server CPU to open (its own models, stylesheets and per-session rendering).
     return LiveDashboard(
@@ -307,6 +311,10 @@ def serve(
         **build_applications({DASHBOARD_ROUTE: dashboard_app}, title="FinFlow", location=False),
     }
     apps[f"/{DASHBOARD_ROUTE}"].add(SessionAdmission())
+    # Each app's documents share one structure: check the first, not every session's.
+    settings.perform_document_validation.set_value(False)
+    for app in apps.values():
+        app.add(ValidateFirstDocument())
     return pn.serve(
         apps,
         port=port,

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from .admission import SessionAdmission
+from .validation import ValidateFirstDocument
 
-__all__ = ["SessionAdmission"]
+__all__ = ["SessionAdmission", "ValidateFirstDocument"]

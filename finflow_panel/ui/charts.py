@@ -121,6 +121,9 @@ def _figure(title: str, x_range: DataRange1d, y_label: str, time_axis: TimeAxis 
     fig.yaxis.major_label_policy = labels
     fig.yaxis.axis_label = y_label
     fig.title.text_font_size = "14px"
+    # The browser reports a plot's inner and outer sizes after every render and
+    # resize; the server has no use for them, and they are messages to read and apply.
+    fig.syncable = False
     return fig
 
 
