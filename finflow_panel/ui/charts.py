@@ -7,6 +7,7 @@ import logging
 from bokeh.models import (
     AdaptiveTicker,
     AllLabels,
+    BasicTicker,
     CDSView,
     ColumnDataSource,
     DataRange1d,
@@ -20,10 +21,17 @@ from bokeh.models import (
     Legend,
     LegendItem,
     Line,
+    LinearAxis,
     MonthsTicker,
+    PanTool,
+    Plot,
+    ResetTool,
+    SaveTool,
+    Title,
+    Toolbar,
+    WheelZoomTool,
 )
 from bokeh.palettes import Category10_10
-from bokeh.plotting import figure
 
 __all__ = [
     "add_symbol_lines",
@@ -102,25 +110,34 @@ def _y_range() -> DataRange1d:
 
 
 def _figure(title: str, x_range: DataRange1d, y_label: str, time_axis: TimeAxis | None = None):
-    fig = figure(
-        title=title,
-        x_axis_type=None,
+    """A plot with a time axis below, a value axis left and a pan/zoom/reset/save toolbar.
+
+    Built from Bokeh's models directly rather than ``figure()``, which makes default
+    axes, tickers and label policies that these charts then replace: each is a model
+    every session builds, serializes and sends.
+    """
+    ticker, formatter = time_axis or time_ticks()
+    labels = AllLabels()  # stateless: one for both axes instead of one each
+    y_ticker = BasicTicker()
+    fig = Plot(
+        title=Title(text=title, text_font_size="14px"),
         x_range=x_range,
         y_range=_y_range(),
         height=320,
         sizing_mode="stretch_width",
-        tools="xpan,xwheel_zoom,reset,save",
+        toolbar=Toolbar(
+            tools=[
+                PanTool(dimensions="width"),
+                WheelZoomTool(dimensions="width"),
+                ResetTool(),
+                SaveTool(),
+            ]
+        ),  # fmt: skip
         toolbar_location="above",
+        below=[DatetimeAxis(ticker=ticker, formatter=formatter, major_label_policy=labels)],
+        left=[LinearAxis(ticker=y_ticker, major_label_policy=labels, axis_label=y_label)],
+        center=[Grid(dimension=0, ticker=ticker), Grid(dimension=1, ticker=y_ticker)],
     )
-    ticker, formatter = time_axis or time_ticks()
-    labels = AllLabels()  # stateless: one for both axes instead of one each
-    fig.add_layout(
-        DatetimeAxis(ticker=ticker, formatter=formatter, major_label_policy=labels), "below"
-    )
-    fig.add_layout(Grid(dimension=0, ticker=ticker))
-    fig.yaxis.major_label_policy = labels
-    fig.yaxis.axis_label = y_label
-    fig.title.text_font_size = "14px"
     # The browser reports a plot's inner and outer sizes after every render and
     # resize; the server has no use for them, and they are messages to read and apply.
     fig.syncable = False
@@ -177,9 +194,13 @@ def portfolio_figure(
 ):
     """Portfolio total value over time (``view``, ``time_axis``: to share with others)."""
     fig = _figure("Portfolio value", x_range, "Value ($)", time_axis)
-    view = view or CDSView()
-    line = fig.line("time", "total_value", source=source, view=view, line_width=2, color="#2563eb")
+    line = GlyphRenderer(
+        data_source=source,
+        view=view or CDSView(),
+        glyph=Line(x="time", y="total_value", line_width=2, line_color="#2563eb"),
+    )
     lean_lines([line])
+    fig.renderers = [line]
     fig.add_tools(
         HoverTool(
             renderers=[line],
