@@ -118,21 +118,26 @@ class SessionClient:
             raise RuntimeError(f"expected ACK, got {ack.msgtype}")
         return client
 
-    async def _frame(self, timeout: float):
-        frame = await asyncio.wait_for(self.ws.read_message(), timeout)
+    async def _frame(self):
+        frame = await self.ws.read_message()
         if frame is None:
             raise ConnectionError(f"websocket to {self.url} closed")
         return frame
 
     async def receive(self, timeout: float = 30.0) -> Message:
         """The next whole message (header, metadata, content and its buffers)."""
-        header = json.loads(await self._frame(timeout))
-        metadata = json.loads(await self._frame(timeout))
-        content = json.loads(await self._frame(timeout))
+        # One timeout for the message, not one per frame: an update is some twenty
+        # frames (a buffer is two), and a timer per frame was most of a client's work.
+        return await asyncio.wait_for(self._receive(), timeout)
+
+    async def _receive(self) -> Message:
+        header = json.loads(await self._frame())
+        metadata = json.loads(await self._frame())
+        content = json.loads(await self._frame())
         buffers = {}
         for _ in range(header.get("num_buffers", 0)):
-            ref = json.loads(await self._frame(timeout))
-            buffers[ref["id"]] = await self._frame(timeout)
+            ref = json.loads(await self._frame())
+            buffers[ref["id"]] = await self._frame()
         return Message(header, metadata, content, buffers, time.time())
 
     async def send(self, msgtype: str, content: dict, timeout: float = 30.0) -> str:
