@@ -14,6 +14,7 @@
 
 Figures are printed, never asserted.
 Run: .venv/bin/python benchmarks/bench_sessions.py [--open 30] [--storm 30,100,20]
+     [--paint 5] [--paint-baseline GIT_REF] [--only open,storm,paint]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -48,7 +50,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(kind: str) -> tuple[subprocess.Popen, str]:
+def start(kind: str, cwd: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Serve ``kind``; ``cwd``: a checkout whose ``finflow_panel`` to serve instead."""
     port = free_port()
     common = ["--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
     if kind == "dashboard":
@@ -59,7 +62,9 @@ def start(kind: str) -> tuple[subprocess.Popen, str]:
         app = str(ROOT / "benchmarks" / "reference_page.py")
         cmd = [sys.executable, "-m", "panel", "serve", app, *common]
         url = ready = f"http://127.0.0.1:{port}/reference_page"
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd or ROOT
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -205,7 +210,7 @@ Object.assign(window.WebSocket, Native);
 """
 
 
-def first_paint(tries: int = 5) -> list[tuple[float, float]] | None:
+def first_paint(tries: int = 5, cwd: Path | None = None) -> list[tuple[float, float]] | None:
     """Per navigation: seconds from navigation start to the first streamed update
     arriving in the page (the page's clock), and as the test driver saw it (from the
     ``goto`` call to the driver hearing of the frame, which adds its own overhead)."""
@@ -214,7 +219,7 @@ def first_paint(tries: int = 5) -> list[tuple[float, float]] | None:
         return None
     from playwright.sync_api import sync_playwright
 
-    process, url = start("dashboard")
+    process, url = start("dashboard", cwd)
     times = []
     try:
         with sync_playwright() as playwright:
@@ -254,6 +259,12 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=30, help="sessions opened per page kind")
     parser.add_argument("--storm", default="30,100,20", help="open,newcomers,concurrency")
     parser.add_argument("--paint", type=int, default=5, help="Chromium navigations")
+    parser.add_argument(
+        "--paint-baseline",
+        default=None,
+        metavar="GIT_REF",
+        help="also time first paint of this commit's dashboard, alternating with this one",
+    )
     parser.add_argument("--only", default="open,storm,paint", help="parts to run")
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -263,7 +274,7 @@ def main() -> None:
     if "storm" in parts:
         report_storm(args.storm)
     if "paint" in parts:
-        report_first_paint(args.paint)
+        report_first_paint(args.paint, args.paint_baseline)
 
 
 def report_open_cost(n: int) -> None:
@@ -290,16 +301,39 @@ def report_storm(spec: str) -> None:
           f"{'  meets bar' if ok else ''}", flush=True)  # fmt: skip
 
 
-def report_first_paint(tries: int) -> None:
-    paint = first_paint(tries)
-    if paint is None:
+def report_first_paint(tries: int, baseline: str | None = None) -> None:
+    if shutil.which("chromium") is None:
         print("first paint: chromium not on PATH, not measured")
-    else:
-        page, driver = ([t[i] for t in paint] for i in (0, 1))
-        print(f"first live update in Chromium after navigation: median "
-              f"{statistics.median(page):.2f} s (of {len(page)}: "
-              f"{', '.join(f'{t:.2f}' for t in page)}); as the test driver saw it: "
-              f"median {statistics.median(driver):.2f} s")  # fmt: skip
+        return
+    if baseline is None:
+        _print_paint("this checkout", first_paint(tries))
+        return
+    # The machine's speed drifts between runs: compare with the baseline commit in the
+    # same run, alternating, from a temporary worktree of it.
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        git = ["git", "-C", str(ROOT)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(tree), baseline], check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            ours, theirs = [], []
+            for _ in range(2):
+                ours += first_paint(tries)
+                theirs += first_paint(tries, cwd=tree)
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
+    _print_paint("this checkout", ours)
+    _print_paint(f"baseline {baseline}", theirs)
+    ratio = statistics.median(t for t, _ in ours) / statistics.median(t for t, _ in theirs)
+    print(f"  this checkout / baseline: {ratio:.2f}", flush=True)
+
+
+def _print_paint(label: str, paint: list[tuple[float, float]]) -> None:
+    page, driver = ([t[i] for t in paint] for i in (0, 1))
+    print(f"first live update in Chromium after navigation, {label}: median "
+          f"{statistics.median(page):.2f} s (of {len(page)}: "
+          f"{', '.join(f'{t:.2f}' for t in page)}); as the test driver saw it: "
+          f"median {statistics.median(driver):.2f} s", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
