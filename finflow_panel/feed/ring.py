@@ -93,6 +93,13 @@ class TickRing:
             self._prices[: n - first] = prices[first:]
         self._count += n
 
+    def restart_at(self, seq: int) -> None:
+        """Hold nothing and number the next tick ``seq``: ticks before it that never
+        arrived are not invented (readers asking for them see them as missed)."""
+        if seq < self._count:
+            raise ValueError(f"cannot restart at tick {seq}: tick {self._count - 1} is held")
+        self._start = self._count = int(seq)
+
     def since(self, seq: int, limit: int | None = None) -> TickBatch:
         """Ticks with a sequence number greater than ``seq`` (at most the newest ``limit``)."""
         first = max(seq + 1, self.first_seq)

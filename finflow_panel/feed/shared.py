@@ -147,12 +147,15 @@ class SharedFeed(param.Parameterized):
                 self._open_prices = prices[0].copy()
                 self._open_version += 1
             self._ring.append(times, prices)
+        self._notify()
+        return self._ring.since(first)
+
+    def _notify(self) -> None:
         for subscriber in list(self._subscribers):
             try:
                 subscriber.on_tick(self)
             except Exception:  # one broken session must not stop the market
                 log.exception("subscriber %r failed on tick %d", subscriber, self.last_seq)
-        return self._ring.since(first)
 
     @property
     def running(self) -> bool:

@@ -211,6 +211,7 @@ class RandomWalk:
         self._block_rows = max(1, _BLOCK_VALUES // n)
         self._increments = np.empty((0, n))
         self._position = 0
+        self._block_state = None  # the generator's state before the current block
         self._log_price = np.log(self.start_prices)
         self._prices = self.start_prices.copy()
         self.steps_taken = 0
@@ -227,6 +228,7 @@ class RandomWalk:
         return self._prices.copy()
 
     def _refill(self) -> None:
+        self._block_state = self._rng.bit_generator.state
         noise = self._rng.standard_normal((self._block_rows, len(self.symbols)))
         if self._factor is not None:
             noise = noise @ self._factor
@@ -279,3 +281,44 @@ class RandomWalk:
         prices = np.exp(log_prices, out=log_prices)
         self._prices = prices[-1].copy()
         return prices
+
+    # -- state, to continue the walk elsewhere -----------------------------------------
+
+    def get_state(self) -> dict:
+        """Everything needed to continue this walk exactly (JSON-serializable).
+
+        The generator's state is the one before the current block of increments was
+        drawn, with the position reached in it: `set_state` draws the block again, so
+        the continued walk is the one this walk would have taken.
+        """
+        return {
+            "log_price": self._log_price.tolist(),
+            "prices": self._prices.tolist(),
+            "steps_taken": self.steps_taken,
+            # Before the current block was drawn (and the place reached in it), or now
+            # if none has been drawn yet.
+            "rng": self._block_state or self._rng.bit_generator.state,
+            "block": self._block_state is not None,
+            "position": self._position,
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Continue from `get_state` of a walk with the same symbols and parameters."""
+        log_price = np.array(state["log_price"], dtype=np.float64)
+        prices = np.array(state["prices"], dtype=np.float64)
+        n = len(self.symbols)
+        if log_price.shape != (n,) or prices.shape != (n,):
+            raise ValueError(f"walk state has {log_price.size} log prices for {n} symbols")
+        if not (np.isfinite(log_price).all() and (prices > 0).all()):
+            raise ValueError("walk state has prices that are not finite and positive")
+        rng_state = state.get("rng")
+        self._increments, self._position = np.empty((0, n)), 0
+        self._block_state = None
+        if rng_state is not None:  # None: continue the prices with this walk's generator
+            self._rng.bit_generator.state = rng_state
+            if state.get("block"):
+                self._refill()
+                self._position = int(state["position"])
+        self._log_price = log_price
+        self._prices = prices
+        self.steps_taken = int(state["steps_taken"])

@@ -170,3 +170,15 @@ def test_a_feed_can_continue_another_feeds_numbering():
     np.testing.assert_array_equal(feed.since(-1).seq, [1_002, 1_003, 1_004, 1_005])
     assert feed.since(1_003).seq.tolist() == [1_004, 1_005]
     assert feed.since(1_000).missed == 1  # 1_001 has left the buffer
+
+
+def test_a_ring_restarted_later_holds_nothing_and_counts_the_gap_as_missed():
+    ring = TickRing(("A",), 10)
+    ring.append(np.array([1.0, 2.0]), np.array([[1.0], [2.0]]))
+    ring.restart_at(5)
+    assert len(ring) == 0 and ring.last_seq == 4
+    ring.append(np.array([6.0]), np.array([[6.0]]))
+    batch = ring.since(1)
+    assert batch.seq.tolist() == [5] and batch.missed == 3
+    with pytest.raises(ValueError, match="tick 5 is held"):
+        ring.restart_at(3)

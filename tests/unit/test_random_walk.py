@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,23 @@ def test_simulate_returns_a_frame():
 def test_simulate_unknown_keyword_is_rejected():
     with pytest.raises(TypeError, match="volatilty"):
         simulate(SYMBOLS, 10, volatilty=0.2)
+
+
+@pytest.mark.parametrize("taken", [0, 1, 7, 5000])
+def test_a_walk_continues_exactly_from_another_walks_state(taken):
+    # A new leader continues the market from the state another process left in Redis.
+    walk = RandomWalk(SYMBOLS, seed=5, dt=1e-3)
+    if taken:
+        walk.step(taken)
+    state = json.loads(json.dumps(walk.get_state()))  # as stored: JSON
+    other = RandomWalk(SYMBOLS, seed=99, dt=1e-3)
+    other.set_state(state)
+    np.testing.assert_array_equal(other.prices, walk.prices)
+    np.testing.assert_array_equal(other.step(3000), walk.step(3000))
+    assert other.steps_taken == walk.steps_taken
+
+
+def test_a_state_for_other_symbols_is_refused():
+    state = RandomWalk(("A", "B"), seed=1).get_state()
+    with pytest.raises(ValueError, match="2 log prices for 3 symbols"):
+        RandomWalk(("A", "B", "C"), seed=1).set_state(state)
