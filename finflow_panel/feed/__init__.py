@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from .redis_feed import RedisFeed, RedisUnavailable
 from .ring import TickBatch, TickRing
 from .shared import MAX_HISTORY, SharedFeed, Subscriber
 
-__all__ = ["MAX_HISTORY", "SharedFeed", "Subscriber", "TickBatch", "TickRing"]
+__all__ = [
+    "MAX_HISTORY",
+    "RedisFeed",
+    "RedisUnavailable",
+    "SharedFeed",
+    "Subscriber",
+    "TickBatch",
+    "TickRing",
+]
