@@ -20,7 +20,8 @@ from bokeh.settings import settings
 from panel.io.application import build_applications
 from tornado.web import RequestHandler
 
-from finflow_panel.feed import MAX_HISTORY, SharedFeed
+from finflow_panel.feed import MAX_HISTORY, RedisFeed, SharedFeed
+from finflow_panel.feed.redis_feed import redacted
 from finflow_panel.model import Portfolio
 from finflow_panel.server import SessionAdmission, ValidateFirstDocument
 from finflow_panel.ui import LiveDashboard
@@ -49,6 +50,7 @@ LIVE_DT = 1.0 / (252 * 390)
 MAX_MESSAGE_BYTES = 1 << 20
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class ServeConfig:
     history: int = 2000
     seed: int | None = None
     always_on: bool = False
+    #: One market for every process on this Redis (``redis://``, ``rediss://`` or
+    #: ``unix://`` URL); None: this process's own market, in memory.
+    redis: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.tick <= 3600:
@@ -73,6 +78,10 @@ class ServeConfig:
             )
         if self.seed is not None and self.seed < 0:
             raise ValueError(f"seed must be 0 or more, got {self.seed}")
+        if self.redis is not None and not self.redis.startswith(_REDIS_SCHEMES):
+            raise ValueError(
+                f"bad Redis URL {redacted(self.redis)!r}: use redis://HOST:PORT/DB (or rediss:// or unix://)"
+            )
 
     @classmethod
     def from_env(cls, environ=os.environ) -> ServeConfig:
@@ -100,6 +109,7 @@ class ServeConfig:
             history=number("FINFLOW_HISTORY", int, 2000),
             seed=number("FINFLOW_SEED", int, None),
             always_on=always_on in _TRUE,
+            redis=environ.get("FINFLOW_REDIS") or None,
         )
 
     def load_portfolio(self) -> Portfolio:
@@ -133,6 +143,15 @@ def process_feed(config: ServeConfig) -> SharedFeed:
 
     def make() -> SharedFeed:
         walk = process_portfolio(config).random_walk(seed=config.seed, dt=LIVE_DT)
+        if config.redis:
+            # The market is Redis's: this process follows it (and steps it when elected)
+            # from its event loop, whether or not it has sessions.
+            feed = RedisFeed(
+                walk, config.redis, tick=config.tick, history=config.history,
+                warmup=min(WARMUP_TICKS, config.history),
+            )  # fmt: skip
+            feed.start()
+            return feed
         feed = SharedFeed(walk, tick=config.tick, history=config.history)
         feed.advance(min(WARMUP_TICKS, config.history))
         feed.always_on = config.always_on
@@ -273,9 +292,23 @@ class FeedStatusHandler(RequestHandler):
                     "rss_bytes": rss,
                     "live_dashboards": len(LiveDashboard.instances),
                     "deliveries": dict(FanOut.current().routes),
+                    **_backend_status(feed),
                 }
             )
         )
+
+
+def _backend_status(feed: SharedFeed) -> dict:
+    """Where the market comes from; with Redis, this process's part in it (no URL: it
+    may carry a password)."""
+    if not isinstance(feed, RedisFeed):
+        return {"backend": "memory"}
+    return {
+        "backend": "redis",
+        "leader": feed.is_leader,
+        "stalled": feed.stalled,
+        "redis_commands": feed.redis_commands,
+    }
 
 
 def _current_rss() -> int:
@@ -311,6 +344,8 @@ def serve(
         **build_applications({DASHBOARD_ROUTE: dashboard_app}, title="FinFlow", location=False),
     }
     apps[f"/{DASHBOARD_ROUTE}"].add(SessionAdmission())
+    if config.redis:
+        process_feed(config)  # follow (and stand for leading) the market from the start
     # Each app's documents share one structure: check the first, not every session's.
     settings.perform_document_validation.set_value(False)
     for app in apps.values():

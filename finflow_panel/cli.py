@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--always-on", action="store_true", help="tick even when no browser is connected"
     )
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="one market for every process on this Redis, e.g. redis://127.0.0.1:6379/0 "
+        "(needs finflow_panel[redis])",
+    )
     serve.add_argument("--show", action="store_true", help="open the dashboard in a browser")
     serve.add_argument(
         "--allow-websocket-origin",
@@ -197,10 +203,18 @@ def _serve(args: argparse.Namespace) -> int:
             history=args.history,
             seed=args.seed,
             always_on=args.always_on,
+            redis=args.redis,
         )
         portfolio = process_portfolio(config)
     except ValueError as exc:  # PortfolioError is a ValueError
         raise _UsageError(str(exc)) from None
+    if config.redis:
+        from .feed.redis_feed import RedisUnavailable, check_redis
+
+        try:
+            check_redis(config.redis)
+        except RedisUnavailable as exc:
+            raise _UsageError(str(exc)) from None
     # The ring buffer, and a session's chart, hold up to --history rows of every symbol.
     _check_fits("--history", args.history, len(portfolio) + 2)
     url = f"http://{args.address}:{args.port}/portfolio"

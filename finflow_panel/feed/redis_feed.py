@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 import uuid
 
@@ -34,7 +35,7 @@ import param
 
 from .shared import _DAY_MS, SharedFeed
 
-__all__ = ["LEASE_MS", "RedisFeed", "RedisUnavailable", "redis_client"]
+__all__ = ["LEASE_MS", "RedisFeed", "RedisUnavailable", "check_redis", "redacted", "redis_client"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,11 @@ class RedisUnavailable(RuntimeError):
     """Redis cannot be used: not installed, a bad URL, refused, or refused our login."""
 
 
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 def redis_client(url: str):
     """An asyncio Redis client for ``url``; `RedisUnavailable` names what is wrong."""
     try:
@@ -79,7 +85,7 @@ def redis_client(url: str):
     try:
         return aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     except ValueError as error:
-        raise RedisUnavailable(f"bad Redis URL {url!r}: {error}") from None
+        raise RedisUnavailable(f"bad Redis URL {redacted(url)!r}: {error}") from None
 
 
 def check_redis(url: str) -> None:
@@ -94,14 +100,15 @@ def check_redis(url: str) -> None:
         finally:
             await client.aclose()
 
+    where = redacted(url)
     try:
         asyncio.run(ping())
-    except redis.AuthenticationError as error:
-        raise RedisUnavailable(f"Redis at {url} refused the login: {error}") from None
-    except redis.ResponseError as error:  # e.g. NOAUTH, a wrong password on old servers
-        raise RedisUnavailable(f"Redis at {url} refused: {error}") from None
+    except (redis.AuthenticationError, redis.AuthenticationWrongNumberOfArgsError) as error:
+        raise RedisUnavailable(f"Redis at {where} refused the login: {error}") from None
+    except redis.ResponseError as error:  # e.g. NOAUTH: a password is needed
+        raise RedisUnavailable(f"Redis at {where} refused: {error}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
-        raise RedisUnavailable(f"cannot connect to Redis at {url}: {error}") from None
+        raise RedisUnavailable(f"cannot connect to Redis at {where}: {error}") from None
 
 
 def market_key(walk) -> str:
@@ -412,10 +419,14 @@ class RedisFeed(SharedFeed):
 
     def _connected(self) -> None:
         if self.stalled:
-            log.info("following the market on Redis at %s from tick %d", self.url, self.last_seq)
+            log.info(
+                "following the market on Redis at %s from tick %d",
+                redacted(self.url),
+                self.last_seq,
+            )
             self.stalled = False
 
     def _cut_off(self, error) -> None:
         if not self.stalled:
-            log.warning("Redis at %s unreachable (%s); retrying", self.url, error)
+            log.warning("Redis at %s unreachable (%s); retrying", redacted(self.url), error)
             self.stalled = True

@@ -139,6 +139,10 @@ class BokehWire:
         # Bokeh holds a list of pending writes exactly while the document lock is held.
         if session is None or getattr(session, "_pending_writes", True) is not None:
             return None
+        # A message Panel made while the document was locked waits for a later turn of
+        # the loop: one written now would overtake it (a session saw tick 153 before 152).
+        if _panel_pending(doc):
+            return None
         sockets = []
         for socket in cls._handlers(session):
             ws = getattr(socket, "ws_connection", None)
@@ -164,6 +168,15 @@ class BokehWire:
                 ws.stream.write(data)
             except StreamClosedError:
                 pass  # the connection's own close handling releases the session
+
+
+def _panel_pending(doc) -> bool:
+    """Whether Panel holds messages for ``doc`` to write in a later turn of the loop."""
+    from panel.io import document
+
+    if doc in getattr(document, "_WRITE_MSGS", ()) or doc in getattr(document, "_WRITE_BLOCK", ()):
+        return True
+    return any(not task.done() for task in getattr(document, "_write_tasks", {}).get(doc, ()))
 
 
 def _text_frame(payload: bytes) -> bytes:

@@ -1,0 +1,113 @@
+"""Server processes on one real Redis: one market for all, and a leader's death."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from finflow_panel.client import SessionClient
+from tests.util import ServerProcess, run_async, wait_until
+
+pytestmark = [pytest.mark.server, pytest.mark.redis]
+
+
+@pytest.fixture
+def two_servers(redis_server):
+    args = ("--redis", redis_server.url, "--tick", "0.2", "--interval", "0.2",
+            "--session-lifetime", "0.5")  # fmt: skip
+    servers = [ServerProcess(*args, "--seed", str(i)).start() for i in range(2)]
+    wait_until(lambda: sum(s.feed()["leader"] for s in servers) == 1, timeout=15)
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+async def _rows(server, n):
+    client = await SessionClient.open(server.url + "/portfolio")
+    await client.pull_doc()
+    _, columns = client.chart_source()
+    batches = [await client.next_rows(20) for _ in range(n)]
+    client.close()
+    return columns, batches
+
+
+def _table(columns, batches, symbols):
+    seq = np.concatenate([columns["seq"], *(b.seq for b in batches)])
+    time_ = np.concatenate([columns["time"], *(b.time for b in batches)])
+    prices = np.column_stack(
+        [np.concatenate([columns[s], *(b.columns[s] for b in batches)]) for s in symbols]
+    )
+    return seq, time_, prices
+
+
+def test_two_processes_stream_the_same_price_and_time_for_each_tick(two_servers):
+    a, b = two_servers
+    symbols = a.feed()["symbols"]
+    assert b.feed()["symbols"] == symbols
+
+    async def main():
+        return await asyncio.gather(_rows(a, 10), _rows(b, 10))
+
+    (cols_a, rows_a), (cols_b, rows_b) = run_async(main())
+    seq_a, time_a, prices_a = _table(cols_a, rows_a, symbols)
+    seq_b, time_b, prices_b = _table(cols_b, rows_b, symbols)
+    common, at_a, at_b = np.intersect1d(seq_a, seq_b, return_indices=True)
+    assert len(common) >= 100  # the warm-up history and the live ticks
+    np.testing.assert_array_equal(time_a[at_a], time_b[at_b])
+    np.testing.assert_array_equal(prices_a[at_a], prices_b[at_b])
+    # Each process's /api/feed shows its own subscribers and its part in the market.
+    states = [s.feed() for s in two_servers]
+    assert all(state["backend"] == "redis" and not state["stalled"] for state in states)
+    assert sorted(state["leader"] for state in states) == [False, True]
+    assert "redis://" not in str(states)
+
+
+def test_killing_the_leader_process_hands_the_market_to_the_other(two_servers):
+    leader, other = sorted(two_servers, key=lambda s: not s.feed()["leader"])
+    assert leader.feed()["leader"] and not other.feed()["leader"]
+
+    async def main():
+        client = await SessionClient.open(other.url + "/portfolio")
+        await client.pull_doc()
+        before = await client.next_rows(20)
+        leader.kill()  # SIGKILL: no goodbye, the lease has to expire
+        killed = time.monotonic()
+        seqs = [before.seq]
+        times = [before.time]
+        while len(np.concatenate(seqs)) < 40:
+            rows = await client.next_rows(20)
+            seqs.append(rows.seq)
+            times.append(rows.time)
+        client.close()
+        return killed, np.concatenate(seqs), np.concatenate(times)
+
+    killed, seqs, times = run_async(main())
+    np.testing.assert_array_equal(seqs, np.arange(seqs[0], seqs[0] + len(seqs)))
+    assert np.diff(times).max() < 3500  # the market stalled less than 3.5 s
+    wait_until(lambda: other.feed()["leader"], timeout=1)
+    assert time.monotonic() - killed < 30
+
+
+def test_a_page_opens_while_redis_is_down(two_servers, redis_server):
+    a, _ = two_servers
+    redis_server.stop()
+    try:
+        wait_until(lambda: a.feed()["stalled"], timeout=10)
+
+        async def main():
+            client = await SessionClient.open(a.url + "/portfolio", timeout=10)
+            await client.pull_doc(timeout=10)  # never waits on Redis
+            _, columns = client.chart_source()
+            client.close()
+            return columns
+
+        columns = run_async(main())
+        assert len(columns["seq"]) >= 100  # what the process holds
+    finally:
+        redis_server.start()
+    wait_until(lambda: not any(s.feed()["stalled"] for s in two_servers), timeout=15)
+    before = a.feed()["last_seq"]
+    wait_until(lambda: a.feed()["last_seq"] > before + 5, timeout=15)
