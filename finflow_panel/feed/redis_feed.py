@@ -425,8 +425,10 @@ class RedisFeed(SharedFeed):
                 self.last_seq,
             )
             self.stalled = False
+            self._notify_state()
 
     def _cut_off(self, error) -> None:
         if not self.stalled:
             log.warning("Redis at %s unreachable (%s); retrying", redacted(self.url), error)
             self.stalled = True
+            self._notify_state()

@@ -24,7 +24,11 @@ MAX_HISTORY = 10_000_000
 
 
 class Subscriber(Protocol):
-    """Anything with ``on_tick(feed)``; called on the feed's event loop after each tick."""
+    """Anything with ``on_tick(feed)``; called on the feed's event loop after each tick.
+
+    A subscriber may also have ``on_feed_state(feed)``, called when a feed that can be
+    cut off from its market (`RedisFeed`) stalls or recovers.
+    """
 
     def on_tick(self, feed: SharedFeed) -> None: ...
 
@@ -149,6 +153,16 @@ class SharedFeed(param.Parameterized):
             self._ring.append(times, prices)
         self._notify()
         return self._ring.since(first)
+
+    def _notify_state(self) -> None:
+        for subscriber in list(self._subscribers):
+            on_state = getattr(subscriber, "on_feed_state", None)
+            if on_state is None:
+                continue
+            try:
+                on_state(self)
+            except Exception:
+                log.exception("subscriber %r failed on a change of feed state", subscriber)
 
     def _notify(self) -> None:
         for subscriber in list(self._subscribers):

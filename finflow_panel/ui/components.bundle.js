@@ -180,7 +180,14 @@ function render({ model, el, view }) {
     pill.dataset.state = state
     pill.textContent = text
   }
-  show("connected", "\u25cf Connected")
+  let connected = true
+  const showFeed = () => {
+    if (!connected) { return }
+    if (model.feed_stalled) { show("stalled", "\u25cf Feed stalled") }
+    else { show("connected", "\u25cf Connected") }
+  }
+  showFeed()
+  model.on("feed_stalled", showFeed)
   const doc = view.model.document
   // Probe a static file the server always has (cheap HEAD), not the app page, which
   // would open a server session on every probe.
@@ -207,6 +214,7 @@ function render({ model, el, view }) {
   doc.on_event("connection_lost", () => {
     if (polling) { return }
     polling = true
+    connected = false
     show("reconnecting", "\u25cf Reconnecting\u2026")
     setTimeout(() => probe(Date.now()), jittered(model.poll_interval))
   })

@@ -323,6 +323,9 @@ class ConnectionStatus(_BundledView):
     give_up_after = param.Number(
         default=60.0, doc="Seconds of failed probes before showing 'disconnected'."
     )
+    feed_stalled = param.Boolean(
+        default=False, doc="Set by the server while its market is cut off (Redis down)."
+    )
 
     _render = """
     function render({ model, el, view }) {
@@ -333,7 +336,14 @@ class ConnectionStatus(_BundledView):
         pill.dataset.state = state
         pill.textContent = text
       }
-      show("connected", "\\u25cf Connected")
+      let connected = true
+      const showFeed = () => {
+        if (!connected) { return }
+        if (model.feed_stalled) { show("stalled", "\\u25cf Feed stalled") }
+        else { show("connected", "\\u25cf Connected") }
+      }
+      showFeed()
+      model.on("feed_stalled", showFeed)
       const doc = view.model.document
       // Probe a static file the server always has (cheap HEAD), not the app page, which
       // would open a server session on every probe.
@@ -360,6 +370,7 @@ class ConnectionStatus(_BundledView):
       doc.on_event("connection_lost", () => {
         if (polling) { return }
         polling = true
+        connected = false
         show("reconnecting", "\\u25cf Reconnecting\\u2026")
         setTimeout(() => probe(Date.now()), jittered(model.poll_interval))
       })
@@ -373,6 +384,7 @@ class ConnectionStatus(_BundledView):
                      border-radius: 999px; white-space: nowrap; }
         .ff-status[data-state="connected"] { color: #15803d; background: #dcfce7; }
         .ff-status[data-state="reconnecting"] { color: #a16207; background: #fef9c3; }
+        .ff-status[data-state="stalled"] { color: #a16207; background: #fef9c3; }
         .ff-status[data-state="disconnected"] { color: #b91c1c; background: #fee2e2; }
         """
     ]

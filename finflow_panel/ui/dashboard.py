@@ -159,7 +159,9 @@ class LiveDashboard(pn.viewable.Viewer):
         self._diagnostics = Diagnostics(**view, sizing_mode="stretch_width", margin=(10, 10))
         self._diagnostics.param.watch(self._on_diagnostics_open, "open")
         self._views = (self._kpis, self.table, self._diagnostics)
-        self._status = ConnectionStatus(margin=(12, 10))
+        self._status = ConnectionStatus(
+            margin=(12, 10), feed_stalled=bool(getattr(self.feed, "stalled", False))
+        )
         self._layout = self._build_layout()
 
     # -- layout ---------------------------------------------------------------------------
@@ -255,6 +257,19 @@ class LiveDashboard(pn.viewable.Viewer):
             if self.feed.last_seq > self._last_seq:
                 self._pending = True
                 FanOut.current().enqueue(self)
+
+    def on_feed_state(self, feed) -> None:
+        """The market stalled or came back (a `RedisFeed`): say so on the page."""
+        stalled = bool(getattr(feed, "stalled", False))
+        if self._server:
+            # Called from the feed's task, outside this session's document lock.
+            self._doc.add_next_tick_callback(partial(self._show_feed_state, stalled))
+        else:
+            self._show_feed_state(stalled)
+
+    def _show_feed_state(self, stalled: bool) -> None:
+        with pn.io.hold(self._doc if self._server else None):
+            self._status.feed_stalled = stalled
 
     def close(self) -> None:
         """Stop following the feed (sessions do this by themselves when they end)."""

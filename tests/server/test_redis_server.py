@@ -91,23 +91,50 @@ def test_killing_the_leader_process_hands_the_market_to_the_other(two_servers):
     assert time.monotonic() - killed < 30
 
 
-def test_a_page_opens_while_redis_is_down(two_servers, redis_server):
+def _status_stalled(doc: dict) -> bool:
+    """``feed_stalled`` of the page's connection indicator, in a pulled document."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            attributes = node.get("attributes", {})
+            if attributes.get("class_name") == "ConnectionStatus":
+                found.append(attributes["data"]["attributes"]["feed_stalled"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    [stalled] = found
+    return stalled
+
+
+def test_pages_open_while_redis_is_down_and_say_the_feed_stalled(two_servers, redis_server):
     a, _ = two_servers
     redis_server.stop()
-    try:
-        wait_until(lambda: a.feed()["stalled"], timeout=10)
 
-        async def main():
+    async def main():
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, lambda: wait_until(lambda: a.feed()["stalled"]))
             client = await SessionClient.open(a.url + "/portfolio", timeout=10)
             await client.pull_doc(timeout=10)  # never waits on Redis
             _, columns = client.chart_source()
-            client.close()
-            return columns
+            assert len(columns["seq"]) >= 100  # what the process holds
+            assert _status_stalled(client.doc) is True
+        finally:
+            await loop.run_in_executor(None, redis_server.start)
+        deadline = time.monotonic() + 20
+        while True:
+            message = await client.next_patch(timeout=deadline - time.monotonic())
+            events = message.content.get("events", [])
+            if any(e.get("attr") == "feed_stalled" and e.get("new") is False for e in events):
+                break  # the page is told the feed is back
+        client.close()
 
-        columns = run_async(main())
-        assert len(columns["seq"]) >= 100  # what the process holds
-    finally:
-        redis_server.start()
+    run_async(main())
     wait_until(lambda: not any(s.feed()["stalled"] for s in two_servers), timeout=15)
     before = a.feed()["last_seq"]
     wait_until(lambda: a.feed()["last_seq"] > before + 5, timeout=15)
