@@ -16,8 +16,10 @@ import resource
 from dataclasses import dataclass
 
 import panel as pn
+from bokeh.application.handlers.handler import Handler
 from bokeh.settings import settings
 from panel.io.application import build_applications
+from tornado.process import task_id
 from tornado.web import RequestHandler
 
 from finflow_panel.feed import MAX_HISTORY, RedisFeed, SharedFeed
@@ -292,6 +294,8 @@ class FeedStatusHandler(RequestHandler):
                     "rss_bytes": rss,
                     "live_dashboards": len(LiveDashboard.instances),
                     "deliveries": dict(FanOut.current().routes),
+                    # Which of --num-procs processes answered (None: a single process).
+                    "process": task_id(),
                     **_backend_status(feed),
                 }
             )
@@ -317,6 +321,20 @@ def _current_rss() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _FollowMarket(Handler):
+    """Start this process's feed when its server starts (Bokeh's ``on_server_loaded``)."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def modify_document(self, doc) -> None:
+        """Nothing to add to a session's document."""
+
+    def on_server_loaded(self, server_context) -> None:
+        process_feed(self.config)
 
 
 def serve(
@@ -345,7 +363,9 @@ def serve(
     }
     apps[f"/{DASHBOARD_ROUTE}"].add(SessionAdmission())
     if config.redis:
-        process_feed(config)  # follow (and stand for leading) the market from the start
+        # Follow (and stand for leading) the market from the start, in every process
+        # (after the fork, with --num-procs): not on the first visitor.
+        apps[f"/{DASHBOARD_ROUTE}"].add(_FollowMarket(config))
     # Each app's documents share one structure: check the first, not every session's.
     settings.perform_document_validation.set_value(False)
     for app in apps.values():

@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="one market for every process on this Redis, e.g. redis://127.0.0.1:6379/0 "
         "(needs finflow_panel[redis])",
     )
+    serve.add_argument(
+        "--num-procs",
+        type=_whole(1, 64),
+        default=1,
+        help="server processes sharing the port (1); more than 1 needs --redis",
+    )
     serve.add_argument("--show", action="store_true", help="open the dashboard in a browser")
     serve.add_argument(
         "--allow-websocket-origin",
@@ -208,6 +214,11 @@ def _serve(args: argparse.Namespace) -> int:
         portfolio = process_portfolio(config)
     except ValueError as exc:  # PortfolioError is a ValueError
         raise _UsageError(str(exc)) from None
+    if args.num_procs > 1 and not config.redis:
+        raise _UsageError(
+            f"--num-procs {args.num_procs} needs --redis URL: without it each process "
+            "would run a market of its own"
+        )
     if config.redis:
         from .feed.redis_feed import RedisUnavailable, check_redis
 
@@ -226,6 +237,7 @@ def _serve(args: argparse.Namespace) -> int:
         show=args.show,
         allow_websocket_origin=args.allow_websocket_origin,
         session_lifetime=args.session_lifetime,
+        num_procs=args.num_procs,
     )
     return 0
 

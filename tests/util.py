@@ -85,6 +85,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its own process group: --num-procs children too
         )
 
         def ready():
@@ -99,13 +100,23 @@ class ServerProcess:
         wait_until(ready, timeout=timeout, interval=0.1)
         return self
 
+    def _signal_group(self, sig) -> None:
+        import os
+
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
     def stop(self) -> None:
+        import signal
+
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            self._signal_group(signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)
             except Exception:
-                self.process.kill()
+                self._signal_group(signal.SIGKILL)
                 self.process.wait(timeout=10)
         if self.process is not None and self.process.stdout and not self.process.stdout.closed:
             self.output = self.process.stdout.read()
@@ -113,7 +124,9 @@ class ServerProcess:
 
     def kill(self) -> None:
         """Kill -9: the abrupt end a crash would be."""
-        self.process.kill()
+        import signal
+
+        self._signal_group(signal.SIGKILL)
         self.process.wait(timeout=10)
         self.process.stdout.close()
 

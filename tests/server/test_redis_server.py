@@ -138,3 +138,27 @@ def test_pages_open_while_redis_is_down_and_say_the_feed_stalled(two_servers, re
     wait_until(lambda: not any(s.feed()["stalled"] for s in two_servers), timeout=15)
     before = a.feed()["last_seq"]
     wait_until(lambda: a.feed()["last_seq"] > before + 5, timeout=15)
+
+
+def test_num_procs_processes_on_one_port_show_one_market(redis_server):
+    server = ServerProcess(
+        "--redis", redis_server.url, "--num-procs", "2", "--tick", "0.2", "--interval", "0.2"
+    ).start()
+    try:
+        seen = set()
+        wait_until(lambda: seen.add(server.feed()["process"]) or seen == {0, 1}, timeout=30)
+
+        async def main():
+            return await asyncio.gather(*[_rows(server, 6) for _ in range(6)])
+
+        sessions = run_async(main())
+        symbols = server.feed()["symbols"]
+        tables = [_table(columns, batches, symbols) for columns, batches in sessions]
+        by_seq: dict[int, tuple] = {}
+        for seq, time_, prices in tables:
+            for i, s in enumerate(seq.tolist()):
+                row = (time_[i], tuple(prices[i]))
+                assert by_seq.setdefault(s, row) == row, f"two prices for tick {s}"
+        assert len(by_seq) >= 120
+    finally:
+        server.stop()
