@@ -151,8 +151,9 @@ class RedisServer:
     after it, as a restarted server without persistence is).
     """
 
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, password: str | None = None) -> None:
         self.executable = executable
+        self.password = password
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
@@ -162,7 +163,7 @@ class RedisServer:
 
         self.process = subprocess.Popen(
             [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+             "--appendonly", "no", *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_until(self._answers, timeout=15)
@@ -174,7 +175,8 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                reply = sock.recv(64)
+                return reply.startswith(b"+PONG") or b"NOAUTH" in reply
         except OSError:
             return False
 

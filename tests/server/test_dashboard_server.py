@@ -262,6 +262,12 @@ def test_panel_serve_on_the_app_module_with_environment_options():
         (["--tick", "abc"], "--tick: 'abc' is not a number"),
         (["--port", "70000"], "--port: must be between 0 and 65535"),
         (["--portfolio", "missing.csv"], "missing.csv: cannot read portfolio file"),
+        (["--num-procs", "2"], "--num-procs 2 needs --redis URL"),
+        (["--redis", "http://a:secret@x"], "bad Redis URL 'http://a:***@x'"),
+        (
+            ["--redis", "redis://u:secret@127.0.0.1:1/0"],
+            "cannot connect to Redis at redis://u:***@",
+        ),
     ],
 )
 def test_bad_serve_options_exit_2_before_any_server_starts(tmp_path, args, message):
@@ -276,6 +282,7 @@ def test_bad_serve_options_exit_2_before_any_server_starts(tmp_path, args, messa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "serving" not in result.stdout
+    assert "secret" not in result.stderr
 
 
 def _holdings(rows):

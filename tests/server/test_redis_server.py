@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
 from finflow_panel.client import SessionClient
-from tests.util import ServerProcess, run_async, wait_until
+from tests.util import RedisServer, ServerProcess, require_executable, run_async, wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 
@@ -160,5 +162,23 @@ def test_num_procs_processes_on_one_port_show_one_market(redis_server):
                 row = (time_[i], tuple(prices[i]))
                 assert by_seq.setdefault(s, row) == row, f"two prices for tick {s}"
         assert len(by_seq) >= 120
+    finally:
+        server.stop()
+
+
+def test_a_refused_login_is_one_line_and_exit_code_2():
+    server = RedisServer(require_executable("redis-server"), password="s3cret").start()
+    try:
+        for url, message in [
+            (f"redis://:wrong@127.0.0.1:{server.port}/0", "refused the login"),
+            (f"redis://127.0.0.1:{server.port}/0", "refused the login"),  # no password
+        ]:
+            result = subprocess.run(
+                [sys.executable, "-m", "finflow_panel.cli", "serve", "--redis", url],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert result.returncode == 2
+            [line] = result.stderr.strip().splitlines()
+            assert message in line and "wrong" not in line, line
     finally:
         server.stop()

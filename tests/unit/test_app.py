@@ -79,12 +79,18 @@ def test_always_on_reads_yes_and_no(text, expected):
     assert ServeConfig.from_env({"FINFLOW_ALWAYS_ON": text}).always_on is expected
 
 
+def test_redis_url_comes_from_the_environment():
+    assert ServeConfig.from_env({"FINFLOW_REDIS": "redis://h:6379/1"}).redis == "redis://h:6379/1"
+    assert ServeConfig.from_env({}).redis is None
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
         ({"FINFLOW_ALWAYS_ON": "sometimes"}, "FINFLOW_ALWAYS_ON='sometimes' is not a yes/no"),
         ({"FINFLOW_HISTORY": "20000000"}, "history must be between 1 and 10,000,000 ticks"),
         ({"FINFLOW_TICK": "fast"}, "FINFLOW_TICK='fast' is not a valid float"),
+        ({"FINFLOW_REDIS": "http://u:pw@host"}, "bad Redis URL 'http://u:***@host'"),
     ],
 )
 def test_bad_environment_options_are_named(environ, message):
