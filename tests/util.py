@@ -35,6 +35,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         time.sleep(interval)
 
 
+async def until(predicate: Callable[[], object], timeout: float = 15.0, what="condition"):
+    """`wait_until` inside a coroutine: polls without blocking the event loop."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
 def free_port() -> int:
     """An unused TCP port on the loopback interface, chosen by the OS."""
     import socket

@@ -5,8 +5,6 @@ Each test runs a feed on a real event loop with a short tick, as a server would.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 
 from finflow_panel.feed import RedisFeed, SharedFeed
 from finflow_panel.sim import RandomWalk
-from tests.util import run_async
+from tests.util import run_async, until
 
 SYMBOLS = ("AAPL", "MSFT", "XOM")
 TICK = 0.05
@@ -37,14 +35,6 @@ class Recorder:
         self.last = batch.last_seq if len(batch) else self.last
 
 
-async def _until(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def make_feed(request):
     """Makes feeds of one backend; Redis ones share a fresh redis-server."""
@@ -65,7 +55,7 @@ def make_feed(request):
                 _walk(), redis.url, key=f"test:{uuid.uuid4().hex}", tick=TICK, **params
             )
             feed.start()
-            await _until(lambda: not feed.stalled, what="connected to Redis")
+            await until(lambda: not feed.stalled, what="connected to Redis")
             return feed
 
         async def close(feed):
@@ -101,7 +91,7 @@ def test_a_subscriber_is_told_of_every_tick_in_order(make_feed):
         feed = await make_feed()
         recorder = Recorder()
         feed.subscribe(recorder)
-        await _until(lambda: len(recorder.seqs) >= 10, what="10 ticks")
+        await until(lambda: len(recorder.seqs) >= 10, what="10 ticks")
         seqs = np.array(recorder.seqs)
         np.testing.assert_array_equal(seqs, np.arange(seqs[0], seqs[0] + len(seqs)))
         batch = feed.since(seqs[0] - 1)
@@ -115,7 +105,7 @@ def test_history_is_capped_and_latest_reads_the_newest(make_feed):
     async def main():
         feed = await make_feed(history=5)
         feed.subscribe(Recorder())
-        await _until(lambda: feed.last_seq >= 12, what="13 ticks")
+        await until(lambda: feed.last_seq >= 12, what="13 ticks")
         held = feed.since(-1)
         assert len(held) == 5 and held.missed > 0
         assert feed.latest(2).seq.tolist() == held.seq[-2:].tolist()
@@ -128,12 +118,12 @@ def test_an_unsubscribed_recorder_hears_nothing_more(make_feed):
         feed = await make_feed()
         recorder = Recorder()
         unsubscribe = feed.subscribe(recorder)
-        await _until(lambda: len(recorder.seqs) >= 3, what="3 ticks")
+        await until(lambda: len(recorder.seqs) >= 3, what="3 ticks")
         unsubscribe()
         heard = len(recorder.seqs)
         other = Recorder()
         feed.subscribe(other)
-        await _until(lambda: len(other.seqs) >= 3, what="3 more ticks")
+        await until(lambda: len(other.seqs) >= 3, what="3 more ticks")
         assert len(recorder.seqs) == heard
 
     _run(make_feed, main)

@@ -15,7 +15,7 @@ import pytest
 
 from finflow_panel.feed import RedisFeed
 from finflow_panel.sim import RandomWalk
-from tests.util import run_async
+from tests.util import run_async, until
 
 pytestmark = pytest.mark.redis
 
@@ -38,14 +38,6 @@ class Recorder:
             self.last = batch.last_seq
 
 
-async def _until(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
 def _feeds(url, n, key=None, history=500, warmup=20):
     key = key or f"test:{uuid.uuid4().hex}"
     feeds = []
@@ -63,7 +55,7 @@ async def _started(feeds):
         feed.subscribe(recorder)
         feed.start()
         recorders.append(recorder)
-    await _until(lambda: sum(f.is_leader for f in feeds) == 1, what="a leader")
+    await until(lambda: sum(f.is_leader for f in feeds) == 1, what="a leader")
     return recorders
 
 
@@ -77,7 +69,7 @@ def test_every_process_streams_the_same_price_and_time_for_each_tick(redis_serve
     async def main():
         feeds = _feeds(redis_server.url, 3)
         recorders = await _started(feeds)
-        await _until(lambda: all(len(r.rows) >= 40 for r in recorders), what="40 ticks each")
+        await until(lambda: all(len(r.rows) >= 40 for r in recorders), what="40 ticks each")
         assert sum(f.is_leader for f in feeds) == 1
         common = set.intersection(*(set(r.rows) for r in recorders))
         assert len(common) >= 35
@@ -97,7 +89,7 @@ def test_the_stream_stays_capped_at_the_history_size(redis_server):
 
         [feed] = _feeds(redis_server.url, 1, history=30, warmup=0)
         await _started([feed])
-        await _until(lambda: feed.last_seq >= 60, what="61 ticks")
+        await until(lambda: feed.last_seq >= 60, what="61 ticks")
         client = aioredis.Redis.from_url(redis_server.url)
         assert await client.xlen(f"{feed.key}:ticks") == 30
         await client.aclose()
@@ -110,13 +102,13 @@ def test_a_killed_leader_is_replaced_within_3_s_and_the_walk_goes_on(redis_serve
     async def main():
         feeds = _feeds(redis_server.url, 3)
         recorders = await _started(feeds)
-        await _until(lambda: all(len(r.rows) >= 10 for r in recorders), what="10 ticks")
+        await until(lambda: all(len(r.rows) >= 10 for r in recorders), what="10 ticks")
         leader = next(f for f in feeds if f.is_leader)
         await leader.close(release=False)  # the lease is left to expire, as after SIGKILL
         last_before = leader.last_seq
         others = [f for f in feeds if f is not leader]
-        await _until(lambda: any(f.is_leader for f in others), timeout=5, what="a new leader")
-        await _until(lambda: all(f.last_seq >= last_before + 20 for f in others), what="ticks")
+        await until(lambda: any(f.is_leader for f in others), timeout=5, what="a new leader")
+        await until(lambda: all(f.last_seq >= last_before + 20 for f in others), what="ticks")
         for feed, recorder in zip(feeds, recorders, strict=True):
             if feed is not leader:
                 seqs = _continuous(recorder)  # no repeated, no skipped sequence number
@@ -141,15 +133,15 @@ def test_a_redis_outage_stalls_the_market_and_an_empty_redis_is_reseeded(redis_s
     async def main():
         feeds = _feeds(redis_server.url, 2, history=200)
         recorders = await _started(feeds)
-        await _until(lambda: all(len(r.rows) >= 10 for r in recorders), what="10 ticks")
+        await until(lambda: all(len(r.rows) >= 10 for r in recorders), what="10 ticks")
         redis_server.stop()
-        await _until(lambda: all(f.stalled for f in feeds), timeout=10, what="stalled")
+        await until(lambda: all(f.stalled for f in feeds), timeout=10, what="stalled")
         held = [f.last_seq for f in feeds]
         await asyncio.sleep(1.0)  # no Redis, no ticks: none invented meanwhile
         assert [f.last_seq for f in feeds] == held
         redis_server.start()  # empty: no persistence
         back = time.monotonic()
-        await _until(lambda: all(f.last_seq >= max(held) + 10 for f in feeds), timeout=15,
+        await until(lambda: all(f.last_seq >= max(held) + 10 for f in feeds), timeout=15,
                      what="both following one market again")  # fmt: skip
         assert time.monotonic() - back < 10 + 10 * TICK
         assert not any(f.stalled for f in feeds)
