@@ -172,6 +172,10 @@ class RedisFeed(SharedFeed):
         if self.running:
             return
         self._client = redis_client(self.url)
+        # Registered scripts go by their SHA (EVALSHA): the script text is not sent and
+        # hashed again with every tick and every lease renewal.
+        self._publish_script = self._client.register_script(_PUBLISH)
+        self._renew_script = self._client.register_script(_RENEW)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._follow()), loop.create_task(self._lead())]
 
@@ -289,8 +293,8 @@ class RedisFeed(SharedFeed):
                     wait = LEASE_MS / 3000
                 else:
                     self.redis_commands += 1
-                    if not await self._client.eval(_RENEW, 1, self._lease_key, self.token,
-                                                   LEASE_MS):  # fmt: skip
+                    if not await self._renew_script(keys=[self._lease_key],
+                                                    args=[self.token, LEASE_MS]):  # fmt: skip
                         self._abdicate("its lease expired")
                         continue
                     wait = await self._tick_when_due()
@@ -389,15 +393,15 @@ class RedisFeed(SharedFeed):
         for chunk in range(0, len(entries), 500):
             if self._closing:
                 return
+            batch = entries[chunk : chunk + 500]
             args = [self.token, self.history]
-            for seq, t, p, open_raw, day, state in entries[chunk : chunk + 500]:
+            for seq, t, p, open_raw, day, state in batch:
                 args += [f"{seq}-1", repr(t), np.asarray(p, "<f8").tobytes(), open_raw, day, state]
             self.redis_commands += 1
-            if not await self._client.eval(_PUBLISH, 2, self._lease_key, self._stream_key, *args):
+            if not await self._publish_script(keys=[self._lease_key, self._stream_key], args=args):
                 self._abdicate("its lease was taken")
                 return
-            self._published = entries[min(chunk + 500, len(entries)) - 1][0]
-            self._published_time = entries[min(chunk + 500, len(entries)) - 1][1]
+            self._published, self._published_time = batch[-1][0], batch[-1][1]
 
     async def _tick_when_due(self) -> float:
         """Publish the next tick if due; seconds until the next thing to do."""
