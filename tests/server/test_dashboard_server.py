@@ -475,6 +475,11 @@ def test_the_views_code_is_one_cached_module_not_part_of_every_document(server):
         )
         refused = await http.fetch(outside, raise_error=False)
         assert refused.code in (403, 404)
+        # Nor anything above the package, however the path is spelled.
+        base = f"{server.url}/{url.removeprefix('./').rsplit('/', 1)[0]}"
+        for climb in ("..%2F..%2Fapp.py", "%2E%2E/%2E%2E/app.py", "..%5C..%5Capp.py"):
+            escaped = await http.fetch(f"{base}/{climb}", raise_error=False)
+            assert escaped.code in (400, 403, 404), climb
 
     run_async(main())
 
