@@ -39,7 +39,6 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
-from panel.io import document as _panel_document
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
@@ -173,7 +172,8 @@ class BokehWire:
 
 def _panel_pending(doc) -> bool:
     """Whether Panel holds messages for ``doc`` to write in a later turn of the loop."""
-    document = _panel_document
+    from panel.io import document
+
     if doc in getattr(document, "_WRITE_MSGS", ()) or doc in getattr(document, "_WRITE_BLOCK", ()):
         return True
     return any(not task.done() for task in getattr(document, "_write_tasks", {}).get(doc, ()))
