@@ -10,6 +10,16 @@ invocation with the same client.
 
 Run: .venv/bin/python benchmarks/bench_fanout.py [--sessions 10,100,500,1000] [--window 30]
      [--baseline-sessions 10,100] [--client-processes 2]
+
+With ``--redis [URL]`` (no URL: a redis-server of its own on a free port) it measures the
+scale-out instead: the sessions sustained at the bar by one ``serve --redis`` process and
+by two (each on its own port, the clients split between them as a sticky proxy would),
+ramping the sessions of one set of servers up until a step misses the bar; the
+tick-to-receive latency on the leader and on the follower against an in-memory process;
+Redis commands per tick per process; and how many sessions ``--num-procs 2`` builds twice
+(a page's GET and its websocket reaching different processes).
+
+Run: .venv/bin/python benchmarks/bench_fanout.py --redis [--sessions 100,1000,1500,2000]
 """
 
 from __future__ import annotations
@@ -53,11 +63,11 @@ def free_port() -> int:
 SESSION_LIFETIME_S = 15
 
 
-def start_server(kind: str, port: int) -> subprocess.Popen:
+def start_server(kind: str, port: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     common = ["--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
     if kind == "finflow":
         cmd = [sys.executable, "-m", "finflow_panel.cli", "serve", "--tick", "1", "--interval",
-               "1", "--session-lifetime", str(SESSION_LIFETIME_S), *common]  # fmt: skip
+               "1", "--session-lifetime", str(SESSION_LIFETIME_S), *common, *extra]  # fmt: skip
         ready = f"http://127.0.0.1:{port}/api/feed"
     else:
         app = str(ROOT / "benchmarks/baseline_app.py")
@@ -65,7 +75,10 @@ def start_server(kind: str, port: int) -> subprocess.Popen:
         lifetime = ["--unused-session-lifetime", ms, "--check-unused-sessions", ms]
         cmd = [sys.executable, "-m", "panel", "serve", app, *lifetime, *common]
         ready = f"http://127.0.0.1:{port}/baseline_app"
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own process group: --num-procs forks children that must stop with it.
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -78,9 +91,27 @@ def start_server(kind: str, port: int) -> subprocess.Popen:
     return process
 
 
-def feed_seq(url: str) -> int:
+def stop_server(process: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def feed_status(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=30) as response:
-        return json.loads(response.read())["last_seq"]
+        return json.loads(response.read())
+
+
+def feed_seq(url: str) -> int:
+    return feed_status(url)["last_seq"]
 
 
 async def _client_shard(url: str, n: int, concurrency: int, conn) -> None:
@@ -196,8 +227,270 @@ def run(kind: str, n: int, window: float, warmup: float, shards: int) -> dict:
             worker.join(timeout=60)
             if worker.is_alive():
                 worker.kill()
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
+
+
+async def _ramp_shard(urls: list[str], conn) -> None:
+    """One client process of a scale-out ramp: opens sessions round-robin over ``urls``
+    when told, and hands over (seq, tick ms, receive ms, server index) of rows read."""
+    chunks: list[np.ndarray] = []
+    sessions: list = []
+    loop = asyncio.get_running_loop()
+
+    def reader(server: int):
+        def on_rows(seq, times, received):
+            rows = np.empty((len(seq), 4))
+            rows[:, 0], rows[:, 1], rows[:, 2] = seq, times, received * 1000.0
+            rows[:, 3] = server
+            chunks.append(rows)
+
+        return on_rows
+
+    semaphore = asyncio.Semaphore(8)
+    while True:
+        command, arg = await loop.run_in_executor(None, conn.recv)
+        if command == "open":
+            start = len(sessions)
+
+            async def open_one(i):
+                async with semaphore:
+                    server = i % len(urls)
+                    return await open_lean(urls[server], reader(server))
+
+            opened = time.monotonic()
+            results = await asyncio.gather(
+                *[open_one(i) for i in range(start, start + arg)], return_exceptions=True
+            )
+            sessions += [r for r in results if not isinstance(r, BaseException)]
+            gc.collect()
+            gc.freeze()
+            conn.send(
+                (time.monotonic() - opened, sum(isinstance(r, BaseException) for r in results))
+            )
+        elif command == "drop":
+            chunks.clear()
+            conn.send(None)
+        elif command == "rows":
+            rows = np.concatenate(chunks) if chunks else np.empty((0, 4))
+            chunks.clear()
+            conn.send(rows.tobytes())
+        else:  # stop
+            for session in sessions:
+                session.close()
+            conn.send(None)
+            return
+
+
+def _ramp_process(urls: list[str], conn) -> None:
+    asyncio.run(_ramp_shard(urls, conn))
+
+
+def _own_redis() -> tuple[str, subprocess.Popen]:
+    import shutil
+    import tempfile
+
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise SystemExit("--redis without a URL needs redis-server (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--dir", tempfile.mkdtemp(prefix="bench-redis-")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return f"redis://127.0.0.1:{port}/0", process
+
+
+def _fresh_market(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.flushdb()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    client.close()
+
+
+def ramp(label: str, extra: tuple[str, ...], servers: int, steps: list[int], args) -> list[dict]:
+    """Sessions on ``servers`` processes (one port each), added step by step until a
+    step misses the bar: one row per step."""
+    ports = [free_port() for _ in range(servers)]
+    procs = [start_server("finflow", port, extra) for port in ports]
+    status_urls = [f"http://127.0.0.1:{port}/api/feed" for port in ports]
+    urls = [f"http://127.0.0.1:{port}/portfolio" for port in ports]
+    context = multiprocessing.get_context("spawn")
+    clients = []
+    results = []
+    try:
+        for i in range(args.client_processes):
+            parent, child = context.Pipe()
+            # Each client process opens sessions on every server in turn: the same reading
+            # work per client process whatever the number of servers.
+            worker = context.Process(
+                target=_ramp_process, args=(urls[i % servers :] + urls[: i % servers], child)
+            )
+            worker.start()
+            clients.append((worker, parent))
+        psutil_servers = [psutil.Process(p.pid) for p in procs]
+        total = 0
+        for n in steps:
+            add = n - total
+            sizes = [add // len(clients) + (i < add % len(clients)) for i in range(len(clients))]
+            for (_, conn), size in zip(clients, sizes, strict=True):
+                conn.send(("open", size))
+            opened = [conn.recv() for _, conn in clients]
+            total = n
+            open_s, failed = max(o[0] for o in opened), sum(o[1] for o in opened)
+            time.sleep(args.warmup)
+            for _, conn in clients:
+                conn.send(("drop", None))
+                conn.recv()
+            before = [feed_status(u) for u in status_urls]
+            cpu_before = [sum(p.cpu_times()[:2]) for p in psutil_servers]
+            started = time.monotonic()
+            time.sleep(args.window)
+            elapsed = time.monotonic() - started
+            window_end_ms = time.time() * 1000.0
+            after = [feed_status(u) for u in status_urls]
+            cpu = [(sum(p.cpu_times()[:2]) - c) / elapsed * 100
+                   for p, c in zip(psutil_servers, cpu_before, strict=True)]  # fmt: skip
+            time.sleep(GRACE_S)
+            rows = []
+            for _, conn in clients:
+                conn.send(("rows", None))
+                rows.append(np.frombuffer(conn.recv(), np.float64).reshape(-1, 4))
+            rows = np.concatenate(rows)
+            seq_before, seq_after = before[0]["last_seq"], after[0]["last_seq"]
+            ticks = seq_after - seq_before
+            keep = (rows[:, 0] > seq_before) & (rows[:, 0] <= seq_after)
+            keep &= rows[:, 2] <= window_end_ms + GRACE_S * 1000.0
+            latency = rows[keep, 2] - rows[keep, 1]
+            by_role = {}
+            for i, status in enumerate(after):
+                if status["backend"] == "memory":
+                    role = "memory"
+                else:
+                    role = "leader" if status["leader"] else "follower"
+                mine = latency[rows[keep, 3] == i]
+                if len(mine):
+                    by_role.setdefault(role, []).append(mine)
+            commands = [(a.get("redis_commands", 0) - b.get("redis_commands", 0)) / max(ticks, 1)
+                        for a, b in zip(after, before, strict=True)]  # fmt: skip
+            lat = latency if len(latency) else np.array([np.nan])
+            result = {
+                "label": label, "n": n, "open_s": open_s, "failed": failed,
+                "delivered": int(keep.sum()) / (n * ticks) if ticks else 0.0,
+                "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+                "p50_role": {r: float(np.median(np.concatenate(v))) for r, v in by_role.items()},
+                "cpu": cpu, "commands": commands, "tick_rate": ticks / elapsed,
+            }  # fmt: skip
+            result["ok"] = (not failed and result["delivered"] >= BAR_DELIVERED
+                            and result["p99"] < BAR_P99_MS)  # fmt: skip
+            results.append(result)
+            roles = " ".join(f"{r} {v:.1f}" for r, v in sorted(result["p50_role"].items()))
+            print(f"{label:<12}{n:>9}{open_s:>8.1f}{result['tick_rate']:>8.2f}"
+                  f"{result['delivered'] * 100:>9.1f}%{result['p50']:>8.1f}{result['p99']:>8.1f}"
+                  f"{'/'.join(f'{c:.0f}' for c in cpu):>10}"
+                  f"{'/'.join(f'{c:.1f}' for c in commands):>11}   {roles}"
+                  f"{f'  {failed} failed to open' if failed else ''}"
+                  f"{'  meets bar' if result['ok'] else ''}", flush=True)  # fmt: skip
+            if not result["ok"]:
+                break
+        for _, conn in clients:
+            conn.send(("stop", None))
+            conn.recv()
+    finally:
+        for worker, _ in clients:
+            worker.join(timeout=60)
+            if worker.is_alive():
+                worker.kill()
+        for proc in procs:
+            stop_server(proc)
+    return results
+
+
+def double_builds(redis_url: str, n: int, args) -> dict:
+    """``--num-procs 2`` on one port: how many of ``n`` sessions are built twice."""
+    port = free_port()
+    server = start_server("finflow", port, ("--redis", redis_url, "--num-procs", "2"))
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    worker = context.Process(
+        target=_ramp_process, args=([f"http://127.0.0.1:{port}/portfolio"], child)
+    )
+    worker.start()
+    try:
+        parent.send(("open", n))
+        open_s, failed = parent.recv()
+        built: dict = {}
+        deadline = time.monotonic() + 60
+        while len(built) < 2 and time.monotonic() < deadline:
+            status = feed_status(f"http://127.0.0.1:{port}/api/feed")
+            built[status["process"]] = status["sessions_built"]
+        parent.send(("stop", None))
+        parent.recv()
+        return {
+            "n": n - failed,
+            "built": sum(built.values()),
+            "by_process": built,
+            "open_s": open_s,
+        }
+    finally:
+        worker.join(timeout=60)
+        if worker.is_alive():
+            worker.kill()
+        stop_server(server)
+
+
+def scaleout(args) -> None:
+    own = None
+    redis_url = args.redis
+    if redis_url == "own":
+        redis_url, own = _own_redis()
+    try:
+        steps = [int(s) for s in args.sessions.split(",")]
+        print(f"scale-out through Redis at 1 s ticks and 1 s updates, {args.window:.0f} s "
+              f"window, {os.cpu_count()} cores, {args.client_processes} client processes; "
+              "sessions added step by step until a step misses the bar", flush=True)  # fmt: skip
+        print(f"{'setup':<12}{'sessions':>9}{'open s':>8}{'ticks/s':>8}{'delivered':>10}"
+              f"{'p50 ms':>8}{'p99 ms':>8}{'srv CPU%':>10}{'cmds/tick':>11}   p50 ms by role",
+              flush=True)  # fmt: skip
+        memory = ramp("memory x1", (), 1, steps[:1], args)
+        _fresh_market(redis_url)
+        one = ramp("redis x1", ("--redis", redis_url), 1, steps, args)
+        _fresh_market(redis_url)
+        two = ramp("redis x2", ("--redis", redis_url), 2, [2 * n for n in steps], args)
+        _fresh_market(redis_url)
+        built = double_builds(redis_url, args.double_build_sessions, args)
+
+        def best(results):
+            return max((r["n"] for r in results if r["ok"]), default=0)
+
+        b1, b2 = best(one), best(two)
+        ratio = f"{b2 / b1:.2f}x" if b1 else "n/a"
+        print(f"largest N meeting >=99% delivered and p99 < 250 ms: redis x1 {b1}, "
+              f"redis x2 {b2} ({ratio}; target >= 1.8x)")  # fmt: skip
+        base = memory[0]["p50"]
+        leader_alone = one[0]["p50_role"].get("leader", float("nan"))
+        shared = two[0]["p50_role"]
+        print(f"tick-to-receive p50 at {steps[0]} sessions per process: memory {base:.1f} ms; "
+              f"redis x1 leader {leader_alone - base:+.1f} ms; redis x2 "
+              + ", ".join(f"{role} {v - base:+.1f} ms" for role, v in sorted(shared.items()))
+              + " (target: added < 5 ms p50)")  # fmt: skip
+        twice = built["built"] - built["n"]
+        print(f"--num-procs 2: {built['n']} sessions opened, {built['built']} built "
+              f"({built['by_process']} by process): {twice} built twice "
+              f"({twice / max(built['n'], 1):.0%}), open {built['open_s']:.1f} s")  # fmt: skip
+    finally:
+        if own is not None:
+            own.terminate()
+            own.wait(timeout=30)
 
 
 def main() -> None:
@@ -209,7 +502,19 @@ def main() -> None:
     parser.add_argument(
         "--client-processes", type=int, default=2, help="processes reading the sessions"
     )
+    parser.add_argument(
+        "--redis", nargs="?", const="own", default=None, metavar="URL",
+        help="measure the scale-out through Redis (no URL: start a redis-server)",
+    )  # fmt: skip
+    parser.add_argument("--double-build-sessions", type=int, default=200)
     args = parser.parse_args()
+    if args.redis:
+        if args.sessions == parser.get_default("sessions"):
+            args.sessions = "100,1000,1500,2000,2500,3000"
+        if args.warmup == parser.get_default("warmup"):
+            args.warmup = 20.0
+        scaleout(args)
+        return
     sizes = [int(s) for s in args.sessions.split(",")]
     baseline_sizes = [int(s) for s in (args.baseline_sessions or args.sessions).split(",")]
     baseline_sizes = [n for n in baseline_sizes if n > 0]  # --baseline-sessions 0: none

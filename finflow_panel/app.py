@@ -13,6 +13,7 @@ import gc
 import json
 import os
 import resource
+from collections import Counter
 from dataclasses import dataclass
 
 import panel as pn
@@ -234,9 +235,15 @@ def trim_document(doc) -> None:
 HEAP_POLICY = SessionHeapPolicy()
 
 
+#: Dashboards this process has built for server sessions. Under ``--num-procs`` a page's
+#: GET and its websocket may reach different processes, each building the session.
+SESSIONS_BUILT = Counter()
+
+
 def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
     """One session's page: the dashboard, loading nothing from outside."""
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        SESSIONS_BUILT["dashboard"] += 1
         pn.state.onload(HEAP_POLICY.session_ready)
         pn.state.on_session_destroyed(HEAP_POLICY.session_closed)
         # Panel's browser-info model (language, timezone, ...) is one more model per
@@ -293,6 +300,7 @@ class FeedStatusHandler(RequestHandler):
                     "tick_rate": feed.tick_rate,
                     "rss_bytes": rss,
                     "live_dashboards": len(LiveDashboard.instances),
+                    "sessions_built": SESSIONS_BUILT["dashboard"],
                     "deliveries": dict(FanOut.current().routes),
                     # Which of --num-procs processes answered (None: a single process).
                     "process": task_id(),

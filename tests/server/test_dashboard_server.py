@@ -217,10 +217,14 @@ def test_two_hundred_sessions_leave_nothing_behind(server):
 
     # Warm up caches, lazy imports and the allocator's pools with the same concurrency.
     run_async(round_of(100))
-    rss_start = wait_until(settled, timeout=60)["rss_bytes"]
+    start = wait_until(settled, timeout=60)
+    rss_start = start["rss_bytes"]
     run_async(round_of(200))
     # No subscriber, no running timer and no dashboard object left behind...
-    rss_end = wait_until(settled, timeout=60)["rss_bytes"]
+    end = wait_until(settled, timeout=60)
+    rss_end = end["rss_bytes"]
+    # One process: each page's GET and websocket reach the same one, one build each.
+    assert end["sessions_built"] - start["sessions_built"] == 200
     growth_mb = (rss_end - rss_start) / 2**20
     # ...and no growing memory. A session holds about 1.6 MB while open, so 200 leaked
     # sessions would add ~300 MB; the allocator's own drift stays within tens of MB.

@@ -154,6 +154,16 @@ def test_num_procs_processes_on_one_port_show_one_market(redis_server):
             return await asyncio.gather(*[_rows(server, 6) for _ in range(6)])
 
         sessions = run_async(main())
+        # Each page's GET and websocket may reach different processes, each building it.
+        built = {}
+
+        def both_counted():
+            status = server.feed()
+            built[status["process"]] = status["sessions_built"]
+            return len(built) == 2
+
+        wait_until(both_counted, timeout=30)
+        assert 6 <= sum(built.values()) <= 12
         symbols = server.feed()["symbols"]
         tables = [_table(columns, batches, symbols) for columns, batches in sessions]
         by_seq: dict[int, tuple] = {}
