@@ -12,6 +12,7 @@ from .portfolio import (
     PortfolioError,
     portfolio_values,
 )
+from .universe import Universe
 
 __all__ = [
     "HOLDING_COLUMNS",
@@ -19,6 +20,7 @@ __all__ = [
     "Holding",
     "Portfolio",
     "PortfolioError",
+    "Universe",
     "portfolio_values",
     "risk",
     "simulate",

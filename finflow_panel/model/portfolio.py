@@ -32,7 +32,7 @@ REQUIRED_COLUMNS = ("symbol", "quantity", "price")
 #: Upper bounds of a holding's numbers: far above any real share (price, shares
 #: outstanding), and low enough that values stay finite however the prices move.
 LIMITS = {"price": 1e9, "quantity": 1e12}
-OPTIONAL_COLUMNS = ("name", "drift", "volatility")
+OPTIONAL_COLUMNS = ("name", "drift", "volatility", "cost_basis")
 #: Columns of `Portfolio.valuation`, as named in the original feed's messages.
 VALUATION_COLUMNS = ("total_value", "total_change", "total_change_percent")
 #: Columns of `Portfolio.holdings_table`.
@@ -79,6 +79,8 @@ class Holding:
     name: str = ""
     drift: float | None = None
     volatility: float | None = None
+    #: What one unit cost, where known: the base of the holding's unrealized P&L.
+    cost_basis: float | None = None
 
     def __post_init__(self) -> None:
         symbol = self.symbol.strip() if isinstance(self.symbol, str) else ""
@@ -104,6 +106,16 @@ class Holding:
             value = getattr(self, attr)
             if value is not None and not math.isfinite(value):
                 raise PortfolioError(f"{attr} for {symbol} is {value}; it must be finite")
+        cost = self.cost_basis
+        if cost is not None:
+            if isinstance(cost, bool) or not isinstance(cost, (int, float, np.number)):
+                raise PortfolioError(f"cost basis {cost!r} for {symbol} is not a number")
+            if not (math.isfinite(cost) and 0 < cost <= LIMITS["price"]):
+                raise PortfolioError(
+                    f"cost basis for {symbol} is {cost:g}; it must be greater than 0 and at "
+                    f"most {LIMITS['price']:g}"
+                )
+            object.__setattr__(self, "cost_basis", float(cost))
 
 
 def _sample_path() -> Path:
@@ -327,6 +339,15 @@ class Portfolio:
 
 
 def _read_holdings(path: Path, handle: Iterable[str]) -> list[Holding]:
+    records = read_records(path, handle, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, "holdings")
+    return [Holding(**record) for record in records]
+
+
+def read_records(
+    path: Path, handle: Iterable[str], required: tuple, optional: tuple, what: str
+) -> list[dict]:
+    """Rows of a symbol table (a portfolio, a universe) as checked keyword arguments;
+    PortfolioError naming the file, the line and the problem."""
     reader = csv.reader(handle)
     try:
         header = next(reader)
@@ -335,19 +356,19 @@ def _read_holdings(path: Path, handle: Iterable[str]) -> list[Holding]:
     except csv.Error as exc:
         raise PortfolioError(f"{path}:1: malformed CSV ({exc})") from None
     columns = [c.strip().lower() for c in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    missing = [c for c in required if c not in columns]
     if missing:
         raise PortfolioError(
             f"{path}:1: missing column(s) {', '.join(missing)}; "
-            f"the header must contain {', '.join(REQUIRED_COLUMNS)}"
+            f"the header must contain {', '.join(required)}"
         )
-    unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    unknown = [c for c in columns if c not in required + optional]
     if unknown:
         raise PortfolioError(
             f"{path}:1: unknown column(s) {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+            f"allowed: {', '.join(required + optional)}"
         )
-    holdings: list[Holding] = []
+    records: list[dict] = []
     first_line: dict[str, int] = {}
     try:
         for row in reader:
@@ -369,8 +390,8 @@ def _read_holdings(path: Path, handle: Iterable[str]) -> list[Holding]:
                 )
             first_line[symbol] = line
             numbers = {}
-            for column in ("quantity", "price", "drift", "volatility"):
-                if column not in record or (column not in REQUIRED_COLUMNS and not record[column]):
+            for column in ("quantity", "price", "drift", "volatility", "cost_basis"):
+                if column not in record or (column not in required and not record[column]):
                     continue
                 text = record[column]
                 try:
@@ -383,7 +404,7 @@ def _read_holdings(path: Path, handle: Iterable[str]) -> list[Holding]:
                     raise PortfolioError(
                         f"{path}:{line}: {column} for {symbol} is {text}; it must be finite"
                     )
-                if column in REQUIRED_COLUMNS and value <= 0:
+                if (column in required or column == "cost_basis") and value <= 0:
                     kind = "negative" if value < 0 else "zero"
                     raise PortfolioError(
                         f"{path}:{line}: {column} for {symbol} is {kind} ({text}); "
@@ -395,9 +416,9 @@ def _read_holdings(path: Path, handle: Iterable[str]) -> list[Holding]:
                         f"it must be at most {LIMITS[column]:g}"
                     )
                 numbers[column] = value
-            holdings.append(Holding(symbol=symbol, name=record.get("name", ""), **numbers))
+            records.append({"symbol": symbol, "name": record.get("name", ""), **numbers})
     except csv.Error as exc:
         raise PortfolioError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
-    if not holdings:
-        raise PortfolioError(f"{path}: no holdings; add at least one row after the header")
-    return holdings
+    if not records:
+        raise PortfolioError(f"{path}: no {what}; add at least one row after the header")
+    return records
