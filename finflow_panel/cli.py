@@ -173,7 +173,69 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a closed session is cleaned up (15)",
     )
     serve.set_defaults(handler=_serve)
+
+    users = commands.add_parser(
+        "users",
+        help="add or remove users of --basic-auth sign-in",
+        description=(
+            "Keep the sign-in credentials file of 'serve --basic-auth FILE': Panel's JSON "
+            'format {"user": "secret"}, each secret a salted scrypt hash.'
+        ),
+    )
+    actions = users.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    add = actions.add_parser(
+        "add",
+        help="add a user or change their password",
+        description=(
+            "Add NAME (or change their password). The password is read from the terminal, "
+            "or from the first line of standard input when it is not a terminal."
+        ),
+        epilog="example: finflow-panel users add ann --basic-auth users.json",
+    )
+    remove = actions.add_parser("remove", help="remove a user")
+    for action in (add, remove):
+        action.add_argument("name", metavar="NAME", help="user name")
+        action.add_argument(
+            "--basic-auth", type=Path, metavar="FILE", required=True, help="credentials file"
+        )
+    add.set_defaults(handler=_users_add)
+    remove.set_defaults(handler=_users_remove)
     return parser
+
+
+def _read_password(name: str) -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            raise _UsageError("the passwords differ; nothing changed")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _users_add(args: argparse.Namespace) -> int:
+    from .store.credentials import CredentialsError, add_user, check_name
+
+    try:
+        check_name(args.name)  # before asking for a password
+        new = add_user(args.basic_auth, args.name, _read_password(args.name))
+    except CredentialsError as exc:
+        raise _UsageError(str(exc)) from None
+    print(f"{'added' if new else 'changed the password of'} {args.name} in {args.basic_auth}")
+    return 0
+
+
+def _users_remove(args: argparse.Namespace) -> int:
+    from .store.credentials import CredentialsError, remove_user
+
+    try:
+        remove_user(args.basic_auth, args.name)
+    except CredentialsError as exc:
+        raise _UsageError(str(exc)) from None
+    print(f"removed {args.name} from {args.basic_auth}")
+    return 0
 
 
 def _port(text: str) -> int:

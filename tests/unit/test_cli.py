@@ -78,3 +78,22 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
+
+
+def test_users_add_reads_stdin_hashes_and_users_remove_removes(tmp_path):
+    path = tmp_path / "users.json"
+    result = subprocess.run(
+        [*CLI, "users", "add", "ann", "--basic-auth", str(path)],
+        input="s3cret pass\nignored second line\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"added ann in {path}"
+    from finflow_panel.store.credentials import check_password, load_credentials
+
+    secret = load_credentials(path)["ann"]
+    assert check_password("s3cret pass", secret) and "s3cret" not in path.read_text()
+    result = run("users", "remove", "ann", "--basic-auth", str(path))
+    assert result.returncode == 0 and load_credentials(path) == {}
+    result = run("users", "remove", "ann", "--basic-auth", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"finflow-panel users: error: {path}: no user 'ann'"

@@ -17,7 +17,10 @@ ROOT = Path(finflow_panel.__file__).parent
 HEAVY = ("panel", "bokeh", "tornado")
 
 
-@pytest.mark.parametrize("module", ["finflow_panel", "finflow_panel.sim", "finflow_panel.model"])
+@pytest.mark.parametrize(
+    "module",
+    ["finflow_panel", "finflow_panel.sim", "finflow_panel.model", "finflow_panel.store"],
+)
 def test_lower_layers_do_not_load_panel_bokeh_or_tornado(module):
     code = (
         f"import json, sys; import {module}; "
