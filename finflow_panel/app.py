@@ -15,6 +15,7 @@ import os
 import resource
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 
 import panel as pn
 from bokeh.application.handlers.handler import Handler
@@ -25,8 +26,10 @@ from tornado.web import RequestHandler
 
 from finflow_panel.feed import MAX_HISTORY, RedisFeed, SharedFeed
 from finflow_panel.feed.redis_feed import redacted
-from finflow_panel.model import Portfolio
+from finflow_panel.model import Portfolio, Universe
 from finflow_panel.server import SessionAdmission, ValidateFirstDocument
+from finflow_panel.server.api import PortfolioService, api_routes
+from finflow_panel.store import DEFAULT_STORE, PortfolioStore, open_store
 from finflow_panel.ui import LiveDashboard
 from finflow_panel.ui.dashboard import check_portfolio
 from finflow_panel.ui.fanout import FanOut
@@ -38,6 +41,7 @@ __all__ = [
     "index_page",
     "process_feed",
     "process_portfolio",
+    "process_universe",
     "serve",
 ]
 
@@ -69,6 +73,25 @@ class ServeConfig:
     #: One market for every process on this Redis (``redis://``, ``rediss://`` or
     #: ``unix://`` URL); None: this process's own market, in memory.
     redis: str | None = None
+    #: The market's universe (CSV: symbol, name, price, drift, volatility); None: the
+    #: bundled one. The server's portfolio's symbols join it if it lacks them.
+    universe: str | None = None
+    #: Where signed-in users' portfolios are kept; None: the ``redis`` Redis if set,
+    #: else ``sqlite:///finflow.db``.
+    store: str | None = None
+    #: The credentials file for sign-in (hashed); None: everyone is anonymous.
+    basic_auth: str | None = None
+    #: Panel's OAuth provider name, for sign-in through an identity provider instead.
+    oauth_provider: str | None = None
+
+    @property
+    def sign_in(self) -> bool:
+        """Whether users sign in (and keep portfolios of their own)."""
+        return self.basic_auth is not None or self.oauth_provider is not None
+
+    @property
+    def store_url(self) -> str:
+        return self.store or self.redis or DEFAULT_STORE
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.tick <= 3600:
@@ -113,6 +136,7 @@ class ServeConfig:
             seed=number("FINFLOW_SEED", int, None),
             always_on=always_on in _TRUE,
             redis=environ.get("FINFLOW_REDIS") or None,
+            universe=environ.get("FINFLOW_UNIVERSE") or None,
         )
 
     def load_portfolio(self) -> Portfolio:
@@ -141,11 +165,23 @@ def process_portfolio(config: ServeConfig) -> Portfolio:
     return portfolio
 
 
+_universes: dict[ServeConfig, Universe] = {}
+
+
+def process_universe(config: ServeConfig) -> Universe:
+    """Every symbol the market of ``config`` quotes, read once per process (ValueError)."""
+    universe = _universes.get(config)
+    if universe is None:
+        base = Universe.from_csv(config.universe) if config.universe else Universe.default()
+        universe = _universes[config] = base.including(process_portfolio(config))
+    return universe
+
+
 def process_feed(config: ServeConfig) -> SharedFeed:
     """The one market of this process for ``config``; started once, shared by sessions."""
 
     def make() -> SharedFeed:
-        walk = process_portfolio(config).random_walk(seed=config.seed, dt=LIVE_DT)
+        walk = process_universe(config).random_walk(seed=config.seed, dt=LIVE_DT)
         if config.redis:
             # The market is Redis's: this process follows it (and steps it when elected)
             # from its event loop, whether or not it has sessions.
@@ -161,6 +197,33 @@ def process_feed(config: ServeConfig) -> SharedFeed:
         return feed
 
     return SharedFeed.for_process(("finflow_panel.app", config), make)
+
+
+_stores: dict[str, PortfolioStore] = {}
+_services: dict[ServeConfig, PortfolioService] = {}
+
+
+def process_store(config: ServeConfig) -> PortfolioStore:
+    """Users' portfolios for ``config``: opened once per process, on first use (after
+    ``--num-procs`` forks, so no connection is shared between processes)."""
+    url = config.store_url
+    store = _stores.get(url)
+    if store is None:
+        store = _stores[url] = open_store(url)
+    return store
+
+
+def process_service(config: ServeConfig) -> PortfolioService:
+    """Whose portfolios, valued on this process's market: one per process and config."""
+    service = _services.get(config)
+    if service is None:
+        service = _services[config] = PortfolioService(
+            process_universe(config),
+            feed=partial(process_feed, config),
+            server_portfolio=process_portfolio(config),
+            store=partial(process_store, config) if config.sign_in else None,
+        )
+    return service
 
 
 class SessionHeapPolicy:
@@ -352,12 +415,31 @@ def serve(
     show: bool = False,
     allow_websocket_origin: list[str] | None = None,
     session_lifetime: float = 15.0,
+    cookie_secret: str | None = None,
+    oauth: dict | None = None,
     **kwargs,
 ):
-    """Start Bokeh's Tornado server through Panel and block until it stops."""
+    """Start Bokeh's Tornado server through Panel and block until it stops.
+
+    With ``config.basic_auth`` users sign in against that (hashed) credentials file;
+    with ``config.oauth_provider`` through Panel's OAuth (``oauth``: its other options).
+    Either needs ``cookie_secret``. The home page never needs a sign-in.
+    """
     origins = list(allow_websocket_origin or [])
     if not origins:
         origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    if config.basic_auth:
+        from finflow_panel.server.auth import Credentials, HashedBasicAuthProvider
+
+        kwargs["auth_provider"] = HashedBasicAuthProvider(Credentials(config.basic_auth))
+    elif config.oauth_provider:
+        kwargs.update(oauth or {}, oauth_provider=config.oauth_provider)
+        kwargs.setdefault("oauth_guest_endpoints", ["/"])
+    if config.sign_in:
+        if not cookie_secret:
+            raise ValueError("sign-in needs a cookie secret (--cookie-secret)")
+        kwargs["cookie_secret"] = cookie_secret
+    allowed = {origin.lower() for origin in origins}
     milliseconds = max(100, int(session_lifetime * 1000))
 
     def dashboard_app() -> pn.viewable.Viewable:
@@ -385,7 +467,10 @@ def serve(
         show=show,
         websocket_origin=origins,
         title="FinFlow",
-        extra_patterns=[(r"/api/feed", FeedStatusHandler, {"config": config})],
+        extra_patterns=[
+            (r"/api/feed", FeedStatusHandler, {"config": config}),
+            *api_routes(process_service(config), lambda: allowed),
+        ],
         unused_session_lifetime_milliseconds=milliseconds,
         check_unused_sessions_milliseconds=milliseconds,
         websocket_max_message_size=MAX_MESSAGE_BYTES,

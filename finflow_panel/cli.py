@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -159,6 +160,42 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="server processes sharing the port (1); more than 1 needs --redis",
     )
+    serve.add_argument(
+        "--universe",
+        type=Path,
+        metavar="FILE",
+        help="the symbols the market quotes, CSV: symbol,name,price[,drift,volatility] "
+        "(default: 30 large US stocks)",
+    )
+    auth = serve.add_argument_group(
+        "sign-in", "users sign in and keep portfolios of their own (default: all anonymous)"
+    )
+    auth.add_argument(
+        "--basic-auth",
+        type=Path,
+        metavar="FILE",
+        help="credentials file of password hashes (see: finflow-panel users add)",
+    )
+    auth.add_argument(
+        "--cookie-secret",
+        metavar="SECRET",
+        default=os.environ.get("PANEL_COOKIE_SECRET"),
+        help="secret signing the sign-in cookie, 32+ characters (or PANEL_COOKIE_SECRET)",
+    )
+    auth.add_argument(
+        "--store",
+        metavar="URL",
+        help="where users' portfolios are kept: sqlite:///finflow.db (default), "
+        "sqlite:////abs/path.db or redis://HOST:PORT/DB (default with --redis: that Redis)",
+    )
+    for name, text in (
+        ("--oauth-provider", "Panel's OAuth provider (github, azure, generic, ...)"),
+        ("--oauth-key", "the OAuth client id"),
+        ("--oauth-secret", "the OAuth client secret"),
+        ("--oauth-redirect-uri", "the OAuth redirect URI"),
+        ("--oauth-extra-params", "extra OAuth parameters, a JSON object"),
+    ):  # fmt: skip
+        auth.add_argument(name, metavar="VALUE", help=text)
     serve.add_argument("--show", action="store_true", help="open the dashboard in a browser")
     serve.add_argument(
         "--allow-websocket-origin",
@@ -259,7 +296,7 @@ def _seconds(low: float, high: float):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .app import ServeConfig, process_portfolio, serve
+    from .app import ServeConfig, process_portfolio, process_universe, serve
 
     # Everything a session will need is checked here, before any server starts: a bad
     # value is one line and exit code 2, never a server that fails every request.
@@ -272,10 +309,16 @@ def _serve(args: argparse.Namespace) -> int:
             seed=args.seed,
             always_on=args.always_on,
             redis=args.redis,
+            universe=str(args.universe) if args.universe else None,
+            store=args.store,
+            basic_auth=str(args.basic_auth) if args.basic_auth else None,
+            oauth_provider=args.oauth_provider,
         )
-        portfolio = process_portfolio(config)
+        process_portfolio(config)
+        universe = process_universe(config)
     except ValueError as exc:  # PortfolioError is a ValueError
         raise _UsageError(str(exc)) from None
+    oauth = _check_sign_in(args, config)
     if args.num_procs > 1 and not config.redis:
         raise _UsageError(
             f"--num-procs {args.num_procs} needs --redis URL: without it each process "
@@ -289,7 +332,7 @@ def _serve(args: argparse.Namespace) -> int:
         except RedisUnavailable as exc:
             raise _UsageError(str(exc)) from None
     # The ring buffer, and a session's chart, hold up to --history rows of every symbol.
-    _check_fits("--history", args.history, len(portfolio) + 2)
+    _check_fits("--history", args.history, len(universe) + 2)
     url = f"http://{args.address}:{args.port}/portfolio"
     print(f"finflow-panel: serving the live dashboard at {url}", flush=True)
     serve(
@@ -300,8 +343,56 @@ def _serve(args: argparse.Namespace) -> int:
         allow_websocket_origin=args.allow_websocket_origin,
         session_lifetime=args.session_lifetime,
         num_procs=args.num_procs,
+        cookie_secret=args.cookie_secret,
+        oauth=oauth,
     )
     return 0
+
+
+#: Shorter cookie secrets are refused: the cookie's signature is only as strong as it.
+_MIN_SECRET = 32
+
+
+def _check_sign_in(args: argparse.Namespace, config) -> dict:
+    """Sign-in options checked before any server starts; Panel's OAuth options to pass."""
+    from .store import StoreUnavailable, open_store
+    from .store.credentials import CredentialsError, load_credentials
+
+    oauth = {
+        key: getattr(args, key)
+        for key in ("oauth_key", "oauth_secret", "oauth_redirect_uri")
+        if getattr(args, key)
+    }
+    if args.oauth_extra_params:
+        try:
+            oauth["oauth_extra_params"] = json.loads(args.oauth_extra_params)
+        except ValueError:
+            raise _UsageError("--oauth-extra-params must be a JSON object") from None
+    if not config.sign_in:
+        if args.store or oauth:
+            raise _UsageError(
+                "--store and --oauth-* options need sign-in: add --basic-auth FILE "
+                "or --oauth-provider NAME"
+            )
+        return oauth
+    if config.basic_auth and config.oauth_provider:
+        raise _UsageError("use --basic-auth or --oauth-provider, not both")
+    if not args.cookie_secret or len(args.cookie_secret) < _MIN_SECRET:
+        raise _UsageError(
+            f"sign-in needs --cookie-secret of at least {_MIN_SECRET} characters (or "
+            "PANEL_COOKIE_SECRET), e.g. from: python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'"
+        )
+    if config.basic_auth:
+        try:
+            load_credentials(config.basic_auth)
+        except CredentialsError as exc:
+            raise _UsageError(str(exc)) from None
+    try:
+        open_store(config.store_url).close()  # each process opens its own when it serves
+    except (ValueError, StoreUnavailable) as exc:
+        raise _UsageError(str(exc)) from None
+    return oauth
 
 
 def _simulate(args: argparse.Namespace) -> int:

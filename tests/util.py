@@ -101,7 +101,8 @@ class ServerProcess:
 
         def ready():
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited: {self.process.stdout.read()}")
+                with self.process.stdout:
+                    raise AssertionError(f"server exited: {self.process.stdout.read()}")
             try:
                 with urllib.request.urlopen(self.url + ready_path, timeout=2):
                     return True
@@ -195,3 +196,55 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+class HTTP:
+    """Plain HTTP calls to a test server that keep cookies and never follow redirects:
+    tests see each status, header and cookie as a browser would receive them."""
+
+    def __init__(self, base_url: str) -> None:
+        from urllib.parse import urlsplit
+
+        self.host, self.port = urlsplit(base_url).hostname, urlsplit(base_url).port
+        self.cookies: dict[str, str] = {}
+
+    def call(self, method: str, path: str, body=None, headers: dict | None = None):
+        """(status, headers, decoded JSON or text); ``body`` a dict goes as JSON."""
+        import http.client
+        import json
+
+        headers = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read().decode()
+            for header in response.headers.get_all("Set-Cookie") or []:
+                name, _, rest = header.partition("=")
+                value = rest.split(";")[0]
+                expired = "1970" in header or "max-age=0" in header.lower()
+                if value not in ("", '""') and not expired:
+                    self.cookies[name] = value
+                else:
+                    self.cookies.pop(name, None)
+            kind = response.headers.get("Content-Type", "")
+            if data and kind.startswith("application/json"):
+                data = json.loads(data)
+            return response.status, response.headers, data
+        finally:
+            connection.close()
+
+    def sign_in(self, user: str, password: str):
+        from urllib.parse import urlencode
+
+        return self.call(
+            "POST",
+            "/login",
+            body=urlencode({"username": user, "password": password}),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )

@@ -131,6 +131,8 @@ def parse_portfolio(body, symbols: Iterable[str]) -> tuple[str, tuple[Position, 
     holdings = body.get("holdings")
     if not isinstance(holdings, list):
         raise StoreError("holdings must be a list of {symbol, quantity} objects")
+    if not holdings:
+        raise StoreError("holdings is empty: a portfolio needs at least one holding")
     if len(holdings) > MAX_POSITIONS:
         raise StoreError(f"{len(holdings)} holdings is more than {MAX_POSITIONS}")
     known = set(symbols)

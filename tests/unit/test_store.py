@@ -190,6 +190,7 @@ def test_a_store_in_a_missing_directory_is_named(tmp_path):
         ({"portfolio_name": "  ", "holdings": []}, "portfolio_name is empty"),
         ({"portfolio_name": "x" * 81, "holdings": []}, "longer than 80"),
         ({"portfolio_name": "p", "holdings": {}}, "holdings must be a list"),
+        ({"portfolio_name": "p", "holdings": []}, "needs at least one holding"),
         ({"portfolio_name": "p", "holdings": [], "owner": "bob"}, r"unknown field\(s\): owner"),
         ({"portfolio_name": "p", "holdings": ["AAPL"]}, r"holdings\[0\] must be an object"),
         ({"portfolio_name": "p", "holdings": [{"symbol": "ZZZ", "quantity": 1}]},
