@@ -11,6 +11,9 @@ invocation with the same client.
 Run: .venv/bin/python benchmarks/bench_fanout.py [--sessions 10,100,500,1000] [--window 30]
      [--baseline-sessions 10,100] [--client-processes 2]
 
+With ``--distinct-portfolios`` each size also runs with every session signed in as a
+user holding a portfolio of their own (a SQLite store of N users made for the run).
+
 With ``--redis [URL]`` (no URL: a redis-server of its own on a free port) it measures the
 scale-out instead: the sessions sustained at the bar by one ``serve --redis`` process and
 by two (each on its own port, the clients split between them as a sticky proxy would),
@@ -114,9 +117,10 @@ def feed_seq(url: str) -> int:
     return feed_status(url)["last_seq"]
 
 
-async def _client_shard(url: str, n: int, concurrency: int, conn) -> None:
-    """One client process: open ``n`` sessions, read every update until told to stop,
-    then send back (seq, tick time ms, receive time ms) of every row it read."""
+async def _client_shard(url: str, n: int, concurrency: int, conn, cookies=None) -> None:
+    """One client process: open ``n`` sessions (the i-th signed in with ``cookies[i]``,
+    if given), read every update until told to stop, then send back (seq, tick time ms,
+    receive time ms) of every row it read."""
     chunks: list[np.ndarray] = []
     semaphore = asyncio.Semaphore(concurrency)
 
@@ -125,14 +129,14 @@ async def _client_shard(url: str, n: int, concurrency: int, conn) -> None:
         rows[:, 0], rows[:, 1], rows[:, 2] = seq, times, received * 1000.0
         chunks.append(rows)
 
-    async def open_one():
+    async def open_one(i):
         # Each session reads from the moment it is ready: updates left unread while
         # hundreds of sessions open would pile up and read as latency later.
         async with semaphore:
-            return await open_lean(url, on_rows)
+            return await open_lean(url, on_rows, cookie=cookies[i] if cookies else "")
 
     opened = time.monotonic()
-    sessions = await asyncio.gather(*[open_one() for _ in range(n)])
+    sessions = await asyncio.gather(*[open_one(i) for i in range(n)])
     # The client is the measuring instrument: its own full garbage collections over
     # hundreds of sessions' objects paused it for ~250 ms, which read as latency.
     gc.collect()
@@ -146,8 +150,44 @@ async def _client_shard(url: str, n: int, concurrency: int, conn) -> None:
     conn.send(rows.tobytes())
 
 
-def _client_process(url: str, n: int, concurrency: int, conn) -> None:
-    asyncio.run(_client_shard(url, n, concurrency, conn))
+def _client_process(url: str, n: int, concurrency: int, conn, cookies=None) -> None:
+    asyncio.run(_client_shard(url, n, concurrency, conn, cookies))
+
+
+def _distinct_site(n: int) -> tuple[tuple[str, ...], list[str]]:
+    """Server options and session cookies for ``n`` signed-in users, each holding a
+    portfolio of their own (different symbols and quantities), kept in a SQLite store."""
+    import random
+    import secrets
+    import tempfile
+
+    from tornado.web import create_signed_value
+
+    from finflow_panel.model import Universe
+    from finflow_panel.store import Position, open_store
+    from finflow_panel.store.credentials import add_user
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-distinct-"))
+    add_user(tmp / "users.json", "bench", secrets.token_urlsafe(12))
+    store_url = f"sqlite:///{tmp}/finflow.db"
+    store = open_store(store_url)
+    symbols = Universe.default().symbols
+    rng = random.Random(7)
+    seen = set()
+    for i in range(n):
+        while True:
+            held = rng.sample(symbols, rng.randint(2, 8))
+            positions = tuple(Position(s, float(rng.randint(1, 500))) for s in held)
+            if positions not in seen:
+                seen.add(positions)
+                break
+        store.ensure_user(f"u{i}", lambda p=positions, i=i: (f"Book {i}", p))
+    store.close()
+    secret = secrets.token_urlsafe(32)
+    cookies = [f"user={create_signed_value(secret, 'user', f'u{i}').decode()}" for i in range(n)]
+    options = ("--basic-auth", str(tmp / "users.json"), "--cookie-secret", secret,
+               "--store", store_url)  # fmt: skip
+    return options, cookies
 
 
 def run(kind: str, n: int, window: float, warmup: float, shards: int) -> dict:
@@ -159,19 +199,21 @@ def run(kind: str, n: int, window: float, warmup: float, shards: int) -> dict:
     and the client processes share it, on the cores the server also uses.
     """
     port = free_port()
-    server = start_server(kind, port)
+    extra, cookies = _distinct_site(n) if kind == "distinct" else ((), None)
+    server = start_server("finflow" if kind == "distinct" else kind, port, extra)
     proc = psutil.Process(server.pid)
-    route = "/portfolio" if kind == "finflow" else "/baseline_app"
+    route = "/baseline_app" if kind == "baseline" else "/portfolio"
     url = f"http://127.0.0.1:{port}{route}"
     context = multiprocessing.get_context("spawn")
     workers = []
     try:
         rss_before = proc.memory_info().rss
         sizes = [n // shards + (i < n % shards) for i in range(shards)]
-        for size in sizes:
+        for i, size in enumerate(sizes):
             parent, child = context.Pipe()
+            mine = cookies[sum(sizes[:i]) : sum(sizes[: i + 1])] if cookies else None
             worker = context.Process(
-                target=_client_process, args=(url, size, max(1, 16 // shards), child)
+                target=_client_process, args=(url, size, max(1, 16 // shards), child, mine)
             )
             worker.start()
             workers.append((worker, parent))
@@ -182,12 +224,12 @@ def run(kind: str, n: int, window: float, warmup: float, shards: int) -> dict:
         cpu_before = sum(proc.cpu_times()[:2])
         client_before = sum(sum(c.cpu_times()[:2]) for c in clients)
         feed_url = f"http://127.0.0.1:{port}/api/feed"
-        seq_before = feed_seq(feed_url) if kind == "finflow" else None
+        seq_before = feed_seq(feed_url) if kind != "baseline" else None
         started, window_start_ms = time.monotonic(), time.time() * 1000.0
         time.sleep(window)
         elapsed = time.monotonic() - started
         window_end_ms = time.time() * 1000.0
-        seq_after = feed_seq(feed_url) if kind == "finflow" else None
+        seq_after = feed_seq(feed_url) if kind != "baseline" else None
         cpu = (sum(proc.cpu_times()[:2]) - cpu_before) / elapsed * 100
         client_cpu = (sum(sum(c.cpu_times()[:2]) for c in clients) - client_before) / elapsed * 100
         # Rows of ticks made in the window count if they arrive within GRACE_S after it.
@@ -198,7 +240,7 @@ def run(kind: str, n: int, window: float, warmup: float, shards: int) -> dict:
             [np.frombuffer(conn.recv(), np.float64).reshape(-1, 3) for _, conn in workers]
         )
         deadline_ms = window_end_ms + GRACE_S * 1000.0
-        if kind == "finflow":
+        if kind != "baseline":
             # Every session should receive every tick the shared market made in the window.
             in_window = (rows[:, 0] > seq_before) & (rows[:, 0] <= seq_after)
             ticks = seq_after - seq_before
@@ -507,6 +549,11 @@ def main() -> None:
         help="measure the scale-out through Redis (no URL: start a redis-server)",
     )  # fmt: skip
     parser.add_argument("--double-build-sessions", type=int, default=200)
+    parser.add_argument(
+        "--distinct-portfolios",
+        action="store_true",
+        help="also run each size with every session signed in to a portfolio of its own",
+    )
     args = parser.parse_args()
     if args.redis:
         if args.sessions == parser.get_default("sessions"):
@@ -528,7 +575,11 @@ def main() -> None:
           flush=True)  # fmt: skip
     print(header, flush=True)
     results = []
-    for kind, ns in (("baseline", baseline_sizes), ("finflow", sizes)):
+    kinds = [("baseline", baseline_sizes), ("finflow", sizes)]
+    if args.distinct_portfolios:
+        # The same sizes again, each session signed in as a user of its own portfolio.
+        kinds.append(("distinct", sizes))
+    for kind, ns in kinds:
         for n in ns:
             r = run(kind, n, args.window, args.warmup, args.client_processes)
             results.append(r)
@@ -544,6 +595,9 @@ def main() -> None:
                    and r["delivered"] >= BAR_DELIVERED and r["p99"] < BAR_P99_MS]  # fmt: skip
         return max(passing, default=0)
 
+    if args.distinct_portfolios:
+        print(f"largest N meeting the bar: one portfolio {best('finflow')}, "
+              f"a different portfolio per session {best('distinct')}")  # fmt: skip
     base, ours = best("baseline"), best("finflow")
     ratio = f"{ours / base:.1f}x" if base else "n/a (baseline met the bar at no size)"
     print(f"largest N meeting >=99% delivered and p99 < 250 ms: baseline {base}, "

@@ -51,12 +51,13 @@ class LeanSession(asyncio.Protocol):
     """One session's connection. ``on_rows(seq, time_ms, received_s)`` gets the rows of
     every streamed update, once the session is ready (after ``document_ready``)."""
 
-    def __init__(self, host: str, path: str, token: str, on_rows) -> None:
+    def __init__(self, host: str, path: str, token: str, on_rows, cookie: str = "") -> None:
         self._request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-            f"Sec-WebSocket-Protocol: bokeh, {token}\r\n\r\n"
+            + (f"Cookie: {cookie}\r\n" if cookie else "")
+            + f"Sec-WebSocket-Protocol: bokeh, {token}\r\n\r\n"
         ).encode()
         self._on_rows = on_rows
         self._buffer = bytearray()
@@ -177,10 +178,12 @@ class LeanSession(asyncio.Protocol):
             self.transport.close()
 
 
-async def open_lean(url: str, on_rows, timeout: float = 300.0) -> LeanSession:
+async def open_lean(url: str, on_rows, timeout: float = 300.0, cookie: str = "") -> LeanSession:
     """GET the page at ``url`` (a new session), connect to its websocket, pull and
-    announce ``document_ready``; return the session once it is ready."""
-    response = await AsyncHTTPClient().fetch(url, request_timeout=timeout)
+    announce ``document_ready``; return the session once it is ready. ``cookie``: sent
+    with both requests (a signed-in user's)."""
+    headers = {"Cookie": cookie} if cookie else None
+    response = await AsyncHTTPClient().fetch(url, request_timeout=timeout, headers=headers)
     match = _TOKEN.search(response.body.decode())
     if match is None:
         raise RuntimeError(f"no Bokeh session token in the page at {url}")
@@ -188,7 +191,7 @@ async def open_lean(url: str, on_rows, timeout: float = 300.0) -> LeanSession:
     path = parts.path.rstrip("/") + "/ws"
     loop = asyncio.get_running_loop()
     _, session = await loop.create_connection(
-        lambda: LeanSession(parts.netloc, path, match.group(1), on_rows),
+        lambda: LeanSession(parts.netloc, path, match.group(1), on_rows, cookie),
         parts.hostname,
         parts.port,
     )

@@ -31,7 +31,8 @@ from finflow_panel.server import SessionAdmission, ValidateFirstDocument
 from finflow_panel.server.api import PortfolioService, api_routes
 from finflow_panel.store import DEFAULT_STORE, PortfolioStore, open_store
 from finflow_panel.ui import LiveDashboard
-from finflow_panel.ui.dashboard import check_portfolio
+from finflow_panel.ui.dashboard import RESERVED_COLUMNS, check_portfolio
+from finflow_panel.ui.editor import PortfolioEditor
 from finflow_panel.ui.fanout import FanOut
 
 __all__ = [
@@ -173,6 +174,12 @@ def process_universe(config: ServeConfig) -> Universe:
     universe = _universes.get(config)
     if universe is None:
         base = Universe.from_csv(config.universe) if config.universe else Universe.default()
+        clash = [s for s in base.symbols if s in RESERVED_COLUMNS]
+        if clash:
+            raise ValueError(
+                f"{config.universe}: symbol(s) {', '.join(clash)} clash with the chart's own "
+                f"columns ({', '.join(RESERVED_COLUMNS)})"
+            )
         universe = _universes[config] = base.including(process_portfolio(config))
     return universe
 
@@ -314,9 +321,16 @@ def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
         pn.config.browser_info = False
     # The dashboard is the page: a template would cost every session about a third
     # more server CPU to open (its own models, stylesheets and per-session rendering).
-    return LiveDashboard(
+    dashboard = LiveDashboard(
         portfolio=process_portfolio(config), feed=process_feed(config), interval=config.interval
     )
+    if config.sign_in and pn.state.curdoc is not None and pn.state.user:
+        # The user's own portfolios load once the page is up (the store is never waited
+        # on while a session is built); until then it shows the server's.
+        editor = PortfolioEditor(dashboard, process_service(config), pn.state.user)
+        requested = (pn.state.session_args.get("portfolio") or [b""])[0]
+        editor.attach(pn.state.curdoc, requested.decode(errors="replace")[:64] or None)
+    return dashboard
 
 
 def index_page() -> pn.viewable.Viewable:

@@ -10,6 +10,7 @@ from bokeh.models import (
     BasicTicker,
     CDSView,
     ColumnDataSource,
+    CustomJSExpr,
     DataRange1d,
     DatetimeAxis,
     DatetimeTicker,
@@ -38,7 +39,10 @@ __all__ = [
     "chart_source",
     "lean_lines",
     "portfolio_figure",
+    "portfolio_value",
     "prices_figure",
+    "set_portfolio_value",
+    "set_symbol_lines",
     "shared_x_range",
     "time_ticks",
 ]
@@ -186,30 +190,73 @@ def time_ticks() -> TimeAxis:
     return ticker, DatetimeTickFormatter()
 
 
+#: The portfolio's value at every row, worked out in the browser from the price columns
+#: the session holds: sessions showing different portfolios still share one update.
+#: Summed holding by holding, in holding order, as ``model.portfolio_values`` sums.
+_VALUE_CODE = """
+const n = this.get_length() ?? 0
+const out = new Float64Array(n)
+for (let j = 0; j < symbols.length; j++) {
+  const prices = this.data[symbols[j]]
+  if (prices == null) { continue }
+  const q = quantities[j]
+  for (let i = 0; i < n; i++) { out[i] += prices[i] * q }
+}
+return out
+"""
+
+
+def portfolio_value(symbols, quantities) -> CustomJSExpr:
+    """The expression a value line plots: the sum of ``quantities`` of ``symbols``."""
+    return CustomJSExpr(
+        args={"symbols": list(symbols), "quantities": [float(q) for q in quantities]},
+        code=_VALUE_CODE,
+    )
+
+
 def portfolio_figure(
     source: ColumnDataSource,
     x_range: DataRange1d,
+    symbols,
+    quantities,
     view: CDSView | None = None,
     time_axis: TimeAxis | None = None,
 ):
-    """Portfolio total value over time (``view``, ``time_axis``: to share with others)."""
+    """Portfolio total value over time (``view``, ``time_axis``: to share with others).
+
+    The value is computed in the browser (`portfolio_value`); `set_portfolio_value`
+    switches it to other holdings.
+    """
     fig = _figure("Portfolio value", x_range, "Value ($)", time_axis)
     line = GlyphRenderer(
         data_source=source,
         view=view or CDSView(),
-        glyph=Line(x="time", y="total_value", line_width=2, line_color="#2563eb"),
+        glyph=Line(
+            x="time",
+            y={"expr": portfolio_value(symbols, quantities)},
+            line_width=2,
+            line_color="#2563eb",
+        ),
+        name="total_value",
     )
     lean_lines([line])
     fig.renderers = [line]
     fig.add_tools(
         HoverTool(
             renderers=[line],
-            tooltips=[("time", _TIME_FORMAT), ("value", "@total_value{$0,0.00}"), ("tick", "@seq")],
+            tooltips=[("time", _TIME_FORMAT), ("value", "$y{$0,0.00}"), ("tick", "@seq")],
             formatters={"@time": "datetime"},
             mode="vline",
         )
     )
     return fig
+
+
+def set_portfolio_value(fig, symbols, quantities) -> None:
+    """Plot the value of other holdings on a `portfolio_figure`."""
+    for renderer in fig.renderers:
+        if renderer.name == "total_value":
+            renderer.glyph.y = {"expr": portfolio_value(symbols, quantities)}
 
 
 def prices_figure(
@@ -240,6 +287,24 @@ def add_symbol_lines(
     keep the document small: each is models that every session builds and pulls.
     """
     view = view or CDSView()
+    fig.add_layout(Legend(click_policy="hide", location="top_left"))
+    hover = HoverTool(
+        tooltips=[
+            ("symbol", "$name"),
+            ("time", f"$x{{{time_format}}}"),
+            ("price", "$y{0,0.00}"),
+        ],
+        formatters={"$x": "datetime"},
+    )
+    fig.add_tools(hover)
+    return set_symbol_lines(fig, source, x, symbols, view)
+
+
+def set_symbol_lines(fig, source, x: str, symbols, view: CDSView | None = None) -> list:
+    """Make ``fig``'s symbol lines (and legend entries) those of ``symbols``: the lines
+    of an `add_symbol_lines` chart, switched to other holdings in place."""
+    old = fig.renderers  # the chart's only renderers are its symbol lines
+    view = view or (old[0].view if old else CDSView())
     lines = [
         GlyphRenderer(
             data_source=source,
@@ -250,21 +315,11 @@ def add_symbol_lines(
         for i, symbol in enumerate(symbols)
     ]
     lean_lines(lines)
-    fig.renderers = [*fig.renderers, *lines]
-    items = [
+    fig.renderers = lines
+    fig.legend[0].items = [
         LegendItem(label=symbol, renderers=[line])
         for symbol, line in zip(symbols, lines, strict=True)
     ]
-    fig.add_layout(Legend(items=items, click_policy="hide", location="top_left"))
-    fig.add_tools(
-        HoverTool(
-            renderers=lines,
-            tooltips=[
-                ("symbol", "$name"),
-                ("time", f"$x{{{time_format}}}"),
-                ("price", "$y{0,0.00}"),
-            ],
-            formatters={"$x": "datetime"},
-        )
-    )
+    for hover in fig.select(type=HoverTool):
+        hover.renderers = lines
     return lines

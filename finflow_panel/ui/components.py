@@ -31,7 +31,7 @@ function follow(model, view, draw) {
   const redraw = () => draw(source)
   source.streaming.connect(redraw)
   source.change.connect(redraw)
-  model.on(["reference", "quantities"], redraw)
+  model.on(["reference", "quantities", "symbols"], redraw)
   redraw()
   return source
 }
@@ -155,18 +155,20 @@ class KpiCards(_SourceView):
 
 
 class HoldingsTable(_SourceView):
-    """Symbol, name, price, change, change %, quantity, value and weight.
+    """Symbol, name, price, change, change %, quantity, value, weight and, where the cost
+    basis is known, unrealized P&L.
 
-    Rows are built once; each update rewrites only the cells whose numbers changed, in
-    place, from the newest streamed row.
+    Rows are built when the holdings change; each update rewrites only the cells whose
+    numbers changed, in place, from the newest streamed row.
     """
 
     names = param.List(doc="Display name of each holding.")
+    cost_basis = param.List(doc="What one unit of each holding cost (None: unknown).")
 
     _render = """
     const COLUMNS = [["symbol", "Symbol"], ["name", "Name"], ["price", "Price"],
       ["change", "Change"], ["change_percent", "Change %"], ["quantity", "Quantity"],
-      ["value", "Value"], ["weight", "Weight %"]]
+      ["value", "Value"], ["weight", "Weight %"], ["pnl", "Unrealized P&L"]]
 
     function render({ model, el, view }) {
       const table = document.createElement("table")
@@ -175,38 +177,51 @@ class HoldingsTable(_SourceView):
         COLUMNS.map(([key, title]) => `<th data-col="${key}">${title}</th>`).join("") +
         "</tr></thead><tbody></tbody>"
       const body = table.querySelector("tbody")
-      const cells = model.symbols.map((symbol, i) => {
-        const row = document.createElement("tr")
-        row.dataset.symbol = symbol
-        const byKey = {}
-        for (const [key] of COLUMNS) {
-          const cell = document.createElement("td")
-          cell.dataset.col = key
-          row.append(cell)
-          byKey[key] = cell
-        }
-        byKey.symbol.textContent = symbol
-        byKey.name.textContent = model.names[i] ?? symbol
-        body.append(row)
-        return byKey
-      })
+      let cells = []
+      const build = () => {
+        body.replaceChildren()
+        cells = model.symbols.map((symbol, i) => {
+          const row = document.createElement("tr")
+          row.dataset.symbol = symbol
+          const byKey = {}
+          for (const [key] of COLUMNS) {
+            const cell = document.createElement("td")
+            cell.dataset.col = key
+            row.append(cell)
+            byKey[key] = cell
+          }
+          byKey.symbol.textContent = symbol
+          byKey.name.textContent = model.names[i] ?? symbol
+          body.append(row)
+          return byKey
+        })
+      }
+      build()
+      model.on(["symbols", "names"], build)
       const set = (cell, text, cls = "") => {
         if (cell.textContent !== text) { cell.textContent = text }
         if (cell.className !== cls) { cell.className = cls }
       }
-      follow(model, view, (source) => {
+      const draw = (source) => {
+        if (cells.length !== model.symbols.length) { build() }
         const v = valuation(model, source)
         v.prices.forEach((price, i) => {
           const change = price - model.reference[i]
           const row = cells[i]
+          const quantity = model.quantities[i]
           set(row.price, fmt(price))
           set(row.change, signed(change), tone(change))
           set(row.change_percent, signed(change / model.reference[i] * 100), tone(change))
-          set(row.quantity, fmt(model.quantities[i], Number.isInteger(model.quantities[i]) ? 0 : 2))
+          set(row.quantity, fmt(quantity, Number.isInteger(quantity) ? 0 : 2))
           set(row.value, fmt(v.values[i]))
           set(row.weight, fmt(v.values[i] / v.total * 100, 1))
+          const cost = (model.cost_basis || [])[i]
+          if (cost == null) { set(row.pnl, "\u2013") }
+          else { const pnl = (price - cost) * quantity; set(row.pnl, signed(pnl), tone(pnl)) }
         })
-      })
+      }
+      const source = follow(model, view, draw)
+      model.on("cost_basis", () => source && draw(source))
       el.append(table)
     }
     """

@@ -14,11 +14,13 @@ import param
 from bokeh.models import CDSView
 
 from ..feed import SharedFeed, TickBatch
-from ..model import Portfolio, portfolio_values
+from ..model import Portfolio
 from .charts import (
     chart_source,
     portfolio_figure,
     prices_figure,
+    set_portfolio_value,
+    set_symbol_lines,
     shared_x_range,
     time_ticks,
 )
@@ -69,6 +71,11 @@ def check_portfolio(portfolio: Portfolio, symbols: tuple[str, ...] | None = None
             f"symbol(s) {', '.join(clash)} clash with the chart's own columns "
             f"({', '.join(RESERVED_COLUMNS)})"
         )
+
+
+#: The newest initial rows of each feed, per rollover: sessions opened on the same tick
+#: share them. Weak on the feed, so a notebook's dropped feed takes its rows with it.
+_INITIAL_ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _release(unsubscribe, session_context) -> None:
@@ -123,9 +130,10 @@ class LiveDashboard(pn.viewable.Viewer):
         if self.rollover is None:
             self.rollover = self.feed.history
         self._columns = np.array([self.feed.symbols.index(s) for s in symbols])
-        self._quantities = self.portfolio.quantities
-        # Dashboards with equal keys holding the same rows receive identical updates.
-        self._layout_key = (self.feed, tuple(symbols), self._quantities.tobytes(), self.rollover)
+        # The source holds every price the market quotes, whatever this view holds:
+        # dashboards holding the same rows receive identical updates, whatever their
+        # portfolios (each values its own in the browser).
+        self._layout_key = (self.feed, self.rollover)
 
         self._doc = None
         self._server = False
@@ -143,18 +151,17 @@ class LiveDashboard(pn.viewable.Viewer):
             "latency_ms": float("nan"),
         }
 
-        self.source = chart_source(self._stream_columns(self.feed.latest(self.rollover)))
+        self.source = chart_source(self._initial_columns())
         self._last_seq = self.feed.last_seq
         self._open_version = self.feed.open_version
-        view = {
-            "source_id": self.source.id,
-            "symbols": list(symbols),
-            "quantities": self._quantities.tolist(),
-            "reference": self._reference().tolist(),
-        }
+        view = {"source_id": self.source.id, **self._holdings_view()}
         self._kpis = KpiCards(**view, sizing_mode="stretch_width", margin=(5, 10))
         self.table = HoldingsTable(
-            **view, names=list(self.portfolio.names), sizing_mode="stretch_width", margin=(5, 10)
+            **view,
+            names=list(self.portfolio.names),
+            cost_basis=self._cost_basis(),
+            sizing_mode="stretch_width",
+            margin=(5, 10),
         )
         self._diagnostics = Diagnostics(**view, sizing_mode="stretch_width", margin=(10, 10))
         self._diagnostics.param.watch(self._on_diagnostics_open, "open")
@@ -163,6 +170,7 @@ class LiveDashboard(pn.viewable.Viewer):
             margin=(12, 10), feed_stalled=bool(getattr(self.feed, "stalled", False))
         )
         self._layout = self._build_layout()
+        self._shown = self.portfolio
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -171,8 +179,12 @@ class LiveDashboard(pn.viewable.Viewer):
         # Every line shows all rows of the one source: one view of it serves them all.
         # and one ticker for both time axes (they share a range).
         view, ticks = CDSView(), time_ticks()
-        value_fig = portfolio_figure(self.source, x_range, view, ticks)
-        price_fig = prices_figure(self.source, x_range, self.portfolio.symbols, view, ticks)
+        symbols = self.portfolio.symbols
+        value_fig = portfolio_figure(
+            self.source, x_range, symbols, self.portfolio.quantities, view, ticks
+        )
+        price_fig = prices_figure(self.source, x_range, symbols, view, ticks)
+        self._figures = (value_fig, price_fig)
         self._bokeh_panes = [
             pn.pane.Bokeh(value_fig, sizing_mode="stretch_width"),
             pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
@@ -199,13 +211,10 @@ class LiveDashboard(pn.viewable.Viewer):
         self._interval_input = interval
         # One HTML pane for the heading (not Markdown panes and a spacer): every Panel
         # object is Bokeh models and stylesheets that each session builds and pulls.
-        heading = pn.pane.HTML(
-            f'<span class="ff-title">{html.escape(self.title)}</span>'
-            f'<span class="ff-book">{html.escape(self.portfolio.name)}</span>',
-            sizing_mode="stretch_width",
-            stylesheets=[_HEADING_CSS],
+        self._heading = heading = pn.pane.HTML(
+            self._heading_html(), sizing_mode="stretch_width", stylesheets=[_HEADING_CSS]
         )
-        header = pn.Row(
+        self._header = header = pn.Row(
             heading,
             start,
             stop,
@@ -222,6 +231,58 @@ class LiveDashboard(pn.viewable.Viewer):
             self._diagnostics,
             sizing_mode="stretch_width",
         )
+
+    def personalize(self, header=(), sections=()) -> None:
+        """Add a signed-in user's controls: ``header`` items after the title,
+        ``sections`` below the KPI cards."""
+        for i, item in enumerate(header, start=1):
+            self._header.insert(i, item)
+        for i, section in enumerate(sections, start=2):
+            self._layout.insert(i, section)
+
+    def _heading_html(self) -> str:
+        return (
+            f'<span class="ff-title">{html.escape(self.title)}</span>'
+            f'<span class="ff-book">{html.escape(self.portfolio.name)}</span>'
+        )
+
+    def _holdings_view(self) -> dict:
+        return {
+            "symbols": list(self.portfolio.symbols),
+            "quantities": self.portfolio.quantities.tolist(),
+            "reference": self._reference().tolist(),
+        }
+
+    def _cost_basis(self) -> list:
+        return [h.cost_basis for h in self.portfolio.holdings]
+
+    @param.depends("portfolio", watch=True)
+    def _on_portfolio(self) -> None:
+        """Show other holdings on the same market: the views, lines and value line
+        change; the rows (every symbol's prices) and the updates stay as they were.
+        Holdings the market cannot show are refused (ValueError) and the view stays."""
+        if getattr(self, "_layout", None) is None:  # set while being built
+            return
+        try:
+            check_portfolio(self.portfolio, self.feed.symbols)
+        except ValueError:
+            with param.discard_events(self):
+                self.portfolio = self._shown
+            raise
+        self._shown = self.portfolio
+        symbols = self.portfolio.symbols
+        self._columns = np.array([self.feed.symbols.index(s) for s in symbols])
+        value_fig, price_fig = self._figures
+        with pn.io.hold(self._doc if self._server else None):
+            holdings = self._holdings_view()
+            for view in self._views:
+                view.param.update(holdings)
+            self.table.param.update(names=list(self.portfolio.names), cost_basis=self._cost_basis())
+            set_portfolio_value(value_fig, symbols, self.portfolio.quantities)
+            set_symbol_lines(price_fig, self.source, "time", symbols)
+            self._heading.object = self._heading_html()
+        if not self._server:
+            pn.io.push_notebook(*self._bokeh_panes)
 
     def __panel__(self) -> pn.viewable.Viewable:
         self._attach(pn.state.curdoc)
@@ -330,15 +391,27 @@ class LiveDashboard(pn.viewable.Viewer):
     # -- updates --------------------------------------------------------------------------
 
     def _stream_columns(self, batch: TickBatch) -> dict[str, np.ndarray]:
-        prices = batch.prices[:, self._columns]
-        by_symbol = np.ascontiguousarray(prices.T)
+        """``time``, ``seq`` and one raw-price column per symbol the market quotes."""
+        by_symbol = np.ascontiguousarray(batch.prices.T)
         # int64: an int32 seq wraps after 2**31 ticks (248 days at 0.01 s ticks). Bokeh
         # still sends it as int32 while it fits.
         data = {"time": batch.time, "seq": batch.seq}
-        for i, symbol in enumerate(self.portfolio.symbols):
+        for i, symbol in enumerate(self.feed.symbols):
             data[symbol] = by_symbol[i]
-        data["total_value"] = portfolio_values(prices, self._quantities)
         return data
+
+    def _initial_columns(self) -> dict[str, np.ndarray]:
+        """The rows a new session starts with: the same read-only arrays for every
+        session opened at the same tick (one copy of the history, not one each)."""
+        by_rollover = _INITIAL_ROWS.setdefault(self.feed, {})
+        cached = by_rollover.get(self.rollover)
+        if cached is not None and cached[0] == self.feed.last_seq:
+            return dict(cached[1])
+        columns = self._stream_columns(self.feed.latest(self.rollover))
+        for column in columns.values():
+            column.flags.writeable = False
+        by_rollover[self.rollover] = (self.feed.last_seq, columns)
+        return dict(columns)
 
     def _reference(self) -> np.ndarray:
         return self.feed.open_prices[self._columns]

@@ -28,6 +28,25 @@ async def _session(server, route="/portfolio") -> tuple[SessionClient, dict]:
     return client, columns
 
 
+def _holdings_shown(client: SessionClient) -> dict[str, float]:
+    """Symbol -> quantity of the holdings table in a pulled document."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if {"symbols", "quantities", "names"} <= set(node):
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(client.doc)
+    assert found, "no holdings table in the document"
+    return dict(zip(found[0]["symbols"], found[0]["quantities"], strict=True))
+
+
 async def _rows_until(client: SessionClient, predicate, timeout=20.0):
     """Collect streamed rows until ``predicate(list_of_rows)`` holds."""
     collected = []
@@ -44,7 +63,9 @@ def test_new_session_draws_history_and_every_tick_follows(server):
     async def main():
         client, columns = await _session(server)
         assert len(columns["seq"]) >= 100  # warm-up history, drawn at once
-        assert set(columns) >= {"time", "seq", "total_value", "AAPL", "MSFT", "GOOGL"}
+        # Every symbol the market quotes: a portfolio's value is worked out in the browser.
+        assert set(columns) == {"time", "seq", *server.feed()["symbols"]}
+        assert {"AAPL", "MSFT", "GOOGL"} <= set(columns)
         batches = await _rows_until(client, lambda rows: len(rows) >= 5)
         client.close()
         seqs = np.concatenate([columns["seq"], *(b.seq for b in batches)])
@@ -129,7 +150,7 @@ def test_two_sessions_see_one_market(server):
             out = {}
             for batch in batches:
                 for i, seq in enumerate(batch.seq):
-                    out[int(seq)] = (batch.columns["AAPL"][i], batch.columns["total_value"][i])
+                    out[int(seq)] = tuple(batch.columns[s][i] for s in ("AAPL", "NVDA", "KO"))
             return out
 
         seen_a, seen_b = by_seq(rows_a), by_seq(rows_b)
@@ -223,8 +244,9 @@ def test_two_hundred_sessions_leave_nothing_behind(server):
     # No subscriber, no running timer and no dashboard object left behind...
     end = wait_until(settled, timeout=60)
     rss_end = end["rss_bytes"]
-    # One process: each page's GET and websocket reach the same one, one build each.
-    assert end["sessions_built"] - start["sessions_built"] == 200
+    # A build per page at least (more where a websocket came after its unused session
+    # had already been discarded: this fixture keeps them only 0.5 s).
+    assert end["sessions_built"] - start["sessions_built"] >= 200
     growth_mb = (rss_end - rss_start) / 2**20
     # ...and no growing memory. A session holds about 1.6 MB while open, so 200 leaked
     # sessions would add ~300 MB; the allocator's own drift stays within tens of MB.
@@ -422,12 +444,9 @@ def test_portfolio_file_is_read_once_per_process(tmp_path):
         second, after = await _session(process)
         first.close()
         second.close()
-        assert set(after) == set(before) == {"time", "seq", "total_value", "AAPL", "MSFT"}
-        common, at_before, at_after = np.intersect1d(before["seq"], after["seq"], True, True)
-        assert len(common) > 10
-        np.testing.assert_array_equal(
-            before["total_value"][at_before], after["total_value"][at_after]
-        )
+        assert set(after) == set(before)
+        # Both sessions show the book as it was when the server started.
+        assert _holdings_shown(first) == _holdings_shown(second) == {"AAPL": 10.0, "MSFT": 5.0}
 
     try:
         run_async(main())

@@ -164,3 +164,13 @@ def test_feed_status_reads_only_and_shows_no_configuration(monkeypatch):
         assert {"symbols", "last_seq", "subscribers", "tick_rate", "live_dashboards"} <= set(status)
         assert "config" not in status and "987654321" not in body
     assert work == []  # nothing a request asks for starts a collection on the shared loop
+
+
+def test_users_portfolios_default_to_the_markets_redis_then_to_sqlite():
+    assert ServeConfig(basic_auth="u.json").store_url == "sqlite:///finflow.db"
+    redis = "redis://127.0.0.1:6379/0"
+    assert ServeConfig(basic_auth="u.json", redis=redis).store_url == redis
+    assert ServeConfig(basic_auth="u.json", redis=redis, store="sqlite:///x.db").store_url == (
+        "sqlite:///x.db"
+    )
+    assert not ServeConfig().sign_in and ServeConfig(oauth_provider="github").sign_in

@@ -36,8 +36,9 @@ class SessionDoc(Document):
 def test_new_view_starts_with_the_recent_history(feed):
     view = LiveDashboard(feed=feed)
     np.testing.assert_array_equal(view.source.data["seq"], np.arange(10))
-    expected = Portfolio.sample().valuation(feed.since(-1).prices)["total_value"]
-    np.testing.assert_array_equal(view.source.data["total_value"], expected)
+    assert set(view.source.data) == {"time", "seq", *feed.symbols}
+    for i, symbol in enumerate(feed.symbols):
+        np.testing.assert_array_equal(view.source.data[symbol], feed.since(-1).prices[:, i])
 
 
 def test_a_tick_has_one_value_in_every_session_whatever_its_batches(feed):
@@ -46,8 +47,45 @@ def test_a_tick_has_one_value_in_every_session_whatever_its_batches(feed):
         feed.advance(1)
         steady._flush()
     late._flush()
-    for column in ("seq", "total_value"):
+    for column in ("seq", *feed.symbols):
         np.testing.assert_array_equal(steady.source.data[column], late.source.data[column])
+
+
+def test_views_of_different_portfolios_hold_the_same_rows_and_share_updates(feed):
+    sample = Portfolio.sample()
+    small = Portfolio(sample.holdings[:2], portfolio_id="small", name="Small")
+    mine, theirs = LiveDashboard(feed=feed), LiveDashboard(feed=feed, portfolio=small)
+    assert mine._rows_key() == theirs._rows_key()
+    for symbol in feed.symbols:  # one copy of the history for both sessions
+        assert mine.source.data[symbol] is theirs.source.data[symbol]
+    assert not mine.source.data["seq"].flags.writeable
+
+
+def test_switching_portfolio_changes_views_and_lines_not_rows(feed):
+    from bokeh.models import CustomJSExpr
+
+    view = LiveDashboard(feed=feed)
+    rows = dict(view.source.data)
+    value_fig, price_fig = view._figures
+    other = Portfolio(
+        (Holding("NVDA", 4, 120.0, cost_basis=100.0), Holding("AAPL", 2, 190.0)),
+        portfolio_id="p2",
+        name="Second <b>book</b>",
+    )
+    view.portfolio = other
+    assert view.source.data == rows  # same arrays: nothing to send but the view changes
+    assert view.table.symbols == ["NVDA", "AAPL"] and view.table.quantities == [4.0, 2.0]
+    assert view.table.cost_basis == [100.0, None]
+    assert view._kpis.reference == feed.open_prices[[feed.symbols.index("NVDA"), 0]].tolist()
+    assert [r.glyph.y for r in price_fig.renderers] == ["NVDA", "AAPL"]
+    assert [item.label.value for item in price_fig.legend[0].items] == ["NVDA", "AAPL"]
+    expr = value_fig.renderers[0].glyph.y.expr
+    assert isinstance(expr, CustomJSExpr)
+    assert expr.args == {"symbols": ["NVDA", "AAPL"], "quantities": [4.0, 2.0]}
+    assert "Second &lt;b&gt;book&lt;/b&gt;" in view._heading.object
+    with pytest.raises(ValueError, match="TSLA"):
+        view.portfolio = Portfolio((Holding("TSLA", 1, 200.0),))
+    assert view.portfolio is other and view.table.symbols == ["NVDA", "AAPL"]
 
 
 def test_flush_streams_every_tick_since_the_last_update(feed):
