@@ -5,9 +5,10 @@ session: acquire the document lock, apply the change, turn the event into a mess
 (walking the document's models), then send it frame by frame under the connection's
 write lock. At ~0.7 ms a session that caps one process at a few hundred sessions a second.
 
-Sessions that show the same portfolio on the same feed and hold the same rows need the
-same update, so `FanOut` works out each distinct update once per tick and hands it to
-every session due for it (`LiveDashboard._deliver`):
+Sessions on the same feed that hold the same rows need the same update, whatever
+portfolio each shows (it is valued in the browser from the market's prices), so `FanOut`
+works out each distinct update once per tick and hands it to every session due for it
+(`LiveDashboard._deliver`):
 
 * the new server-side columns are computed once and *shared* by those sessions' sources
   (Bokeh replaces column arrays on stream, it never writes into them), which also keeps

@@ -123,6 +123,32 @@ def test_a_user_builds_a_portfolio_in_the_editor_and_every_tab_follows(site, con
     assert errors == []
 
 
+def test_change_remove_rename_and_delete(site, context):
+    page = context.new_page()
+    _sign_in(page, site, "ann")
+    card = _editor(page)
+    _field(card, "Name").fill("Scratch")
+    expect(_edit(page, symbol="PEP", quantity="4", button="New portfolio")).to_contain_text(
+        "Created Scratch"
+    )
+    expect(_edit(page, symbol="KO", quantity="2")).to_contain_text("Added KO: 2")
+    expect(_edit(page, symbol="KO", quantity="2.5")).to_contain_text("Updated KO: 2.5")
+    quantity = _rows(page).filter(has_text="KO").locator('[data-col="quantity"]')
+    expect(quantity).to_have_text("2.50")
+    expect(_edit(page, symbol="PEP", button="Remove holding")).to_contain_text("Removed PEP")
+    expect(_rows(page)).to_have_count(1)
+    expect(_edit(page, symbol="KO", button="Remove holding")).to_contain_text(
+        "needs at least one holding"
+    )
+    _field(card, "Name").fill("Scratch renamed")
+    card.get_by_role("button", name="Rename").click()
+    expect(card.locator(".ff-editor-message")).to_contain_text("Renamed to Scratch renamed")
+    expect(page.locator(".ff-book")).to_have_text("Scratch renamed")
+    card.get_by_role("button", name="Delete portfolio").click()
+    expect(card.locator(".ff-editor-message")).to_contain_text("Deleted Scratch renamed")
+    expect(page.locator("select").first).not_to_contain_text("Scratch")
+
+
 @pytest.mark.parametrize(
     "symbol, quantity, message",
     [
