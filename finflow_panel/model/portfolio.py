@@ -175,15 +175,8 @@ class Portfolio:
         ``name``, ``drift``, ``volatility``. Errors name the file and the line.
         """
         path = Path(path)
-        try:
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                holdings = _read_holdings(path, handle)
-        except OSError as exc:
-            raise PortfolioError(
-                f"{path}: cannot read portfolio file ({exc.strerror or exc})"
-            ) from None
-        except UnicodeDecodeError:
-            raise PortfolioError(f"{path}: not a UTF-8 text (CSV) file") from None
+        records = read_table(path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, "holdings", "portfolio")
+        holdings = [Holding(**record) for record in records]
         stem = path.stem
         return cls(
             holdings,
@@ -338,9 +331,15 @@ class Portfolio:
         }
 
 
-def _read_holdings(path: Path, handle: Iterable[str]) -> list[Holding]:
-    records = read_records(path, handle, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, "holdings")
-    return [Holding(**record) for record in records]
+def read_table(path: Path, required: tuple, optional: tuple, what: str, kind: str) -> list:
+    """The checked rows of the symbol table (a ``kind`` file) at ``path``."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return read_records(path, handle, required, optional, what)
+    except OSError as exc:
+        raise PortfolioError(f"{path}: cannot read {kind} file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise PortfolioError(f"{path}: not a UTF-8 text (CSV) file") from None
 
 
 def read_records(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..sim import RandomWalk
-from .portfolio import LIMITS, Holding, Portfolio, PortfolioError, read_records
+from .portfolio import LIMITS, Holding, Portfolio, PortfolioError, read_table
 
 __all__ = ["Universe"]
 
@@ -78,16 +78,7 @@ class Universe:
     def from_csv(cls, path: str | os.PathLike) -> Universe:
         """Read a universe from CSV: ``symbol``, ``price`` and optionally ``name``,
         ``drift`` and ``volatility``. Errors name the file and the line."""
-        path = Path(path)
-        try:
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                records = read_records(path, handle, _REQUIRED, _OPTIONAL, "symbols")
-        except OSError as exc:
-            raise PortfolioError(
-                f"{path}: cannot read universe file ({exc.strerror or exc})"
-            ) from None
-        except UnicodeDecodeError:
-            raise PortfolioError(f"{path}: not a UTF-8 text (CSV) file") from None
+        records = read_table(Path(path), _REQUIRED, _OPTIONAL, "symbols", "universe")
         return cls._from_records(records)
 
     @classmethod

@@ -30,21 +30,8 @@ async def _session(server, route="/portfolio") -> tuple[SessionClient, dict]:
 
 def _holdings_shown(client: SessionClient) -> dict[str, float]:
     """Symbol -> quantity of the holdings table in a pulled document."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if {"symbols", "quantities", "names"} <= set(node):
-                found.append(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(client.doc)
-    assert found, "no holdings table in the document"
-    return dict(zip(found[0]["symbols"], found[0]["quantities"], strict=True))
+    table = client.find_model(lambda m: {"symbols", "quantities", "names"} <= set(m["attributes"]))
+    return dict(zip(table["attributes"]["symbols"], table["attributes"]["quantities"], strict=True))
 
 
 async def _rows_until(client: SessionClient, predicate, timeout=20.0):
