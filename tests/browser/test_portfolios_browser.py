@@ -177,12 +177,10 @@ def test_portfolios_outlive_a_restart_and_another_user_never_sees_them(site, chr
     expect(_edit(page, symbol="KO", quantity="7", button="New portfolio")).to_contain_text(
         "Created Restart proof"
     )
-    url = page.url
-    ids = (
-        page.locator("select")
-        .first.locator("option")
-        .evaluate_all("options => options.map(o => o.value)")
-    )
+    # Her portfolios' real ids, as the API (same sign-in cookie) lists them.
+    listed = page.request.get(f"{site.url}/api/portfolios").json()
+    ids = {p["portfolio_name"]: p["portfolio_id"] for p in listed}
+    assert "Restart proof" in ids
     ann.close()
     site.stop()
     site.start()
@@ -191,6 +189,10 @@ def test_portfolios_outlive_a_restart_and_another_user_never_sees_them(site, chr
     page = again.new_page()
     _sign_in(page, site, "ann")
     expect(page.locator("select").first).to_contain_text("Restart proof")
+    # Her URL opens that portfolio, still there after the restart.
+    page.goto(f"{site.url}/portfolio?portfolio={ids['Restart proof']}")
+    expect(page.locator(".ff-book")).to_have_text("Restart proof")
+    expect(_rows(page).filter(has_text="KO")).to_have_count(1)
     again.close()
 
     bob = chromium_browser.new_context()
@@ -200,10 +202,9 @@ def test_portfolios_outlive_a_restart_and_another_user_never_sees_them(site, chr
     expect(page.locator("select").first).not_to_contain_text("Restart proof")
     expect(page.locator("select").first).not_to_contain_text("Tech")
     # Guessing the URL of ann's portfolios shows bob his own.
-    for portfolio_id in ids:
+    for portfolio_id in ids.values():
         page.goto(f"{site.url}/portfolio?portfolio={portfolio_id}")
         expect(page.locator(TOTAL)).to_have_text(MONEY)
         expect(page.locator("select").first).not_to_contain_text("Restart proof")
         expect(_rows(page).filter(has_text="KO")).to_have_count(0)
     bob.close()
-    assert "portfolio" in url

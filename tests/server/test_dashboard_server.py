@@ -275,6 +275,7 @@ def test_panel_serve_on_the_app_module_with_environment_options():
         (["--tick", "abc"], "--tick: 'abc' is not a number"),
         (["--port", "70000"], "--port: must be between 0 and 65535"),
         (["--portfolio", "missing.csv"], "missing.csv: cannot read portfolio file"),
+        (["--universe", "missing.csv"], "missing.csv: cannot read universe file"),
         (["--num-procs", "2"], "--num-procs 2 needs --redis URL"),
         (["--redis", "http://a:secret@x"], "bad Redis URL 'http://a:***@x'"),
         (

@@ -69,6 +69,10 @@ def test_sign_in_keeps_panels_behaviour_and_loads_nothing_from_outside(site):
         "/login?error=Invalid+username+or+password%21"
     )
     assert "user" not in client.cookies
+    # Over-long names and passwords are refused before any hashing.
+    for user, password in (("ann", "x" * 5000), ("a" * 500, USERS["ann"])):
+        status, headers, _ = client.sign_in(user, password)
+        assert status == 302 and "error=" in headers["Location"] and "user" not in client.cookies
     status, headers, _ = client.sign_in("nobody", "whatever")
     assert status == 302 and "error=" in headers["Location"] and "user" not in client.cookies
     status, headers, _ = client.sign_in("ann", USERS["ann"])
