@@ -242,6 +242,9 @@ class PortfolioStore(ABC):
     ) -> list[SavedPortfolio]:
         """``owner``'s portfolios; a user never seen before first gets ``starter()`` (once,
         even if several of their sessions open at the same moment)."""
+        portfolios = self.portfolios(owner)
+        if portfolios:  # a user with portfolios is not new: no write, no lock
+            return portfolios
         name, positions = starter()
         now = time.time()
         portfolio = SavedPortfolio(new_id(), owner, check_name(name), tuple(positions), now, now)
