@@ -29,6 +29,7 @@ from finflow_panel.feed.redis_feed import redacted
 from finflow_panel.model import Portfolio, Universe
 from finflow_panel.server import SessionAdmission, ValidateFirstDocument
 from finflow_panel.server.api import PortfolioService, api_routes
+from finflow_panel.server.ws_api import ws_routes
 from finflow_panel.store import DEFAULT_STORE, PortfolioStore, open_store
 from finflow_panel.ui import LiveDashboard
 from finflow_panel.ui.dashboard import RESERVED_COLUMNS, check_portfolio
@@ -484,6 +485,7 @@ def serve(
         extra_patterns=[
             (r"/api/feed", FeedStatusHandler, {"config": config}),
             *api_routes(process_service(config), lambda: allowed),
+            *ws_routes(process_service(config), lambda: allowed),
         ],
         unused_session_lifetime_milliseconds=milliseconds,
         check_unused_sessions_milliseconds=milliseconds,

@@ -238,15 +238,45 @@ def build_parser() -> argparse.ArgumentParser:
         )
     add.set_defaults(handler=_users_add)
     remove.set_defaults(handler=_users_remove)
+
+    watch = commands.add_parser(
+        "watch",
+        help="print a server's live portfolio in the terminal",
+        description=(
+            "Follow a server's portfolio through its JSON WebSocket API (/ws/portfolio/) "
+            "and print it as a table that refreshes in place (one table after another "
+            "when the output is not a terminal). Ctrl-C stops."
+        ),
+        epilog="example: finflow-panel watch http://127.0.0.1:5006 --interval 1",
+    )
+    watch.add_argument("url", metavar="URL", help="the server, e.g. http://HOST:PORT")
+    watch.add_argument(
+        "--interval",
+        type=_seconds(0.1, 60),
+        default=1.0,
+        help="seconds between updates, 0.1-60 (1)",
+    )
+    watch.add_argument("--portfolio", metavar="ID", help="a portfolio of yours, by id")
+    watch.add_argument(
+        "--user",
+        metavar="NAME",
+        help="sign in as NAME (password from the terminal, or stdin's first line)",
+    )
+    watch.add_argument(
+        "--count", type=_non_negative_int, help="stop after N tables (0: print one and exit)"
+    )
+    watch.add_argument("--once", action="store_const", const=0, dest="count",
+                       help="print the portfolio once and exit (same as --count 0)")  # fmt: skip
+    watch.set_defaults(handler=_watch)
     return parser
 
 
-def _read_password(name: str) -> str:
+def _read_password(name: str, confirm: bool = True) -> str:
     if sys.stdin.isatty():
         import getpass
 
         password = getpass.getpass(f"password for {name}: ")
-        if getpass.getpass("again: ") != password:
+        if confirm and getpass.getpass("again: ") != password:
             raise _UsageError("the passwords differ; nothing changed")
         return password
     return sys.stdin.readline().rstrip("\r\n")
@@ -273,6 +303,41 @@ def _users_remove(args: argparse.Namespace) -> int:
         raise _UsageError(str(exc)) from None
     print(f"removed {args.name} from {args.basic_auth}")
     return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tornado.httpclient import HTTPClientError
+
+    from .client import PortfolioClient, portfolio_ws_url
+    from .watch import run
+
+    try:
+        url = portfolio_ws_url(args.url)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    cookie = None
+    try:
+        if args.user:
+            password = _read_password(args.user, confirm=False)
+            cookie = asyncio.run(PortfolioClient.sign_in(args.url, args.user, password))
+        return run(url, interval=args.interval, portfolio_id=args.portfolio, cookie=cookie,
+                   count=args.count)  # fmt: skip
+    except PermissionError as exc:
+        raise _UsageError(str(exc)) from None
+    except HTTPClientError as exc:
+        hint = " (sign in with --user NAME)" if exc.code == 401 else ""
+        print(f"finflow-panel watch: {url} refused: HTTP {exc.code} {exc.message}{hint}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except ValueError as exc:  # the server's error message
+        print(f"finflow-panel watch: {exc}", file=sys.stderr)
+        return 1
+    except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        reason = str(exc) or type(exc).__name__
+        print(f"finflow-panel watch: cannot follow {url}: {reason}", file=sys.stderr)
+        return 1
 
 
 def _port(text: str) -> int:

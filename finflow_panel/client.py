@@ -21,7 +21,7 @@ import numpy as np
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-__all__ = ["Message", "SessionClient", "StreamedRows"]
+__all__ = ["Message", "PortfolioClient", "SessionClient", "StreamedRows", "portfolio_ws_url"]
 
 _TOKEN = re.compile(r'"token"\s*:\s*"([^"]+)"')
 _ids = itertools.count(1)
@@ -247,6 +247,134 @@ class SessionClient:
             for rows in self.streamed(message):
                 if "seq" in rows.columns:
                     return rows
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def portfolio_ws_url(url: str) -> str:
+    """The JSON API's websocket URL for a server URL (``http://host:port``, with or
+    without a path, or the ``ws://`` URL itself)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"not a server URL: {url!r} (use http://HOST:PORT)")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/ws/portfolio"):
+        path = path.removesuffix("/portfolio") + "/ws/portfolio"
+    return urlunsplit((scheme, parts.netloc, path + "/", parts.query, ""))
+
+
+class PortfolioClient:
+    """An async client of the JSON WebSocket API (``/ws/portfolio/``).
+
+    >>> client = await PortfolioClient.connect("http://127.0.0.1:5006")
+    >>> client.established["portfolio_name"]
+    >>> data = await client.get_portfolio_data()
+    >>> await client.start_updates(interval=1)
+    >>> async for update in client.updates():
+    ...     print(update["total_value"])
+
+    ``cookie`` is a ``Cookie`` header value (the signed-in ``user`` cookie) for servers
+    with sign-in; `sign_in` gets one with a name and password. Every wait has a timeout.
+    """
+
+    def __init__(self, ws: WebSocketClientConnection, established: dict) -> None:
+        self.ws = ws
+        #: The server's ``connection_established`` message.
+        self.established = established
+
+    @classmethod
+    async def connect(
+        cls, url: str, cookie: str | None = None, timeout: float = 30.0, origin: str | None = None
+    ) -> PortfolioClient:
+        headers = {}
+        if cookie:
+            headers["Cookie"] = cookie
+        if origin:
+            headers["Origin"] = origin
+        request = HTTPRequest(portfolio_ws_url(url), headers=headers, request_timeout=timeout)
+        ws = await asyncio.wait_for(websocket_connect(request), timeout)
+        client = cls(ws, {})
+        established = await client.receive(timeout)
+        if established.get("type") != "connection_established":
+            ws.close()
+            raise ConnectionError(f"expected connection_established, got {established}")
+        client.established = established
+        return client
+
+    @staticmethod
+    async def sign_in(url: str, user: str, password: str, timeout: float = 30.0) -> str:
+        """The ``Cookie`` header of a signed-in session (PermissionError if refused)."""
+        from urllib.parse import urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        login = urlunsplit((scheme, parts.netloc, "/login", "", ""))
+        response = await AsyncHTTPClient().fetch(
+            login,
+            method="POST",
+            body=urlencode({"username": user, "password": password}),
+            follow_redirects=False,
+            raise_error=False,
+            request_timeout=timeout,
+        )
+        cookies = [
+            header.split(";")[0]
+            for header in response.headers.get_list("Set-Cookie")
+            if header.startswith("user=")
+        ]
+        if response.code != 302 or not cookies:
+            raise PermissionError(f"sign-in as {user!r} at {login} was refused")
+        return cookies[0]
+
+    async def receive(self, timeout: float = 30.0) -> dict:
+        """The next message from the server (ConnectionError once it has closed)."""
+        frame = await asyncio.wait_for(self.ws.read_message(), timeout)
+        if frame is None:
+            code, reason = self.ws.close_code, self.ws.close_reason
+            raise ConnectionError(f"the server closed the connection ({code}: {reason})")
+        return json.loads(frame)
+
+    async def send(self, message: dict) -> None:
+        await self.ws.write_message(json.dumps(message))
+
+    async def _reply(self, kinds: tuple[str, ...], timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = await self.receive(max(0.1, deadline - time.monotonic()))
+            if message.get("type") == "error":
+                raise ValueError(message.get("message"))
+            if message.get("type") in kinds:
+                return message
+
+    async def get_portfolio_data(
+        self, portfolio_id: str | None = None, timeout: float = 30.0
+    ) -> dict:
+        """The followed (or the named) portfolio at the newest tick: ``data``."""
+        message = {"type": "get_portfolio_data"}
+        if portfolio_id is not None:
+            message["portfolio_id"] = portfolio_id
+        await self.send(message)
+        return (await self._reply(("portfolio_data",), timeout))["data"]
+
+    async def start_updates(self, interval: float | None = None, portfolio_id: str | None = None):
+        message: dict[str, Any] = {"type": "start_updates"}
+        if interval is not None:
+            message["interval"] = interval
+        if portfolio_id is not None:
+            message["portfolio_id"] = portfolio_id
+        await self.send(message)
+
+    async def stop_updates(self) -> None:
+        await self.send({"type": "stop_updates"})
+
+    async def updates(self, timeout: float = 60.0):
+        """Each ``price_update``'s data, as it arrives (ValueError on an ``error``)."""
+        while True:
+            yield (await self._reply(("price_update",), timeout))["data"]
 
     def close(self) -> None:
         self.ws.close()

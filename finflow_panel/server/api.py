@@ -29,7 +29,7 @@ from ..store import (
     parse_portfolio,
 )
 
-__all__ = ["PortfolioAPIHandler", "PortfolioService", "PortfoliosAPIHandler"]
+__all__ = ["PortfolioAPIHandler", "PortfolioService", "PortfoliosAPIHandler", "signed_in_user"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ class PortfolioService:
     @property
     def store(self) -> PortfolioStore:
         return self._store()
+
+    @property
+    def feed(self):
+        """The market the portfolios are valued on (this process's shared feed)."""
+        return self._feed()
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -114,7 +119,7 @@ class PortfolioService:
     def snapshot(self, portfolio: Portfolio) -> dict:
         """The portfolio valued at the market's newest tick, in the original message
         shape (plus the tick's ``seq`` and ``timestamp`` in epoch ms)."""
-        feed = self._feed()
+        feed = self.feed
         batch = feed.latest(1)
         if not len(batch):
             raise StoreUnavailable("the market has no prices yet")
@@ -124,6 +129,18 @@ class PortfolioService:
         snapshot["seq"] = int(batch.last_seq)
         snapshot["timestamp"] = float(batch.time[-1])
         return snapshot
+
+
+def signed_in_user(handler: RequestHandler, service: PortfolioService) -> str | None:
+    """Who sent the request: None without sign-in configured; PermissionError when it
+    is and the request carries no valid signed-in cookie."""
+    if not service.personal:
+        return None
+    # Panel's signed cookie, as its own pages read it.
+    name = handler.get_secure_cookie("user", max_age_days=config.oauth_expiry)
+    if not name:
+        raise PermissionError("sign in first")
+    return name.decode()
 
 
 class _APIHandler(RequestHandler):
@@ -147,13 +164,10 @@ class _APIHandler(RequestHandler):
 
     def user(self) -> str | None:
         """The signed-in user; 401 when sign-in is configured and nobody is."""
-        if not self.service.personal:
-            return None
-        # Panel's signed cookie, as its own pages read it.
-        name = self.get_secure_cookie("user", max_age_days=config.oauth_expiry)
-        if not name:
-            self.fail(401, "sign in first")
-        return name.decode()
+        try:
+            return signed_in_user(self, self.service)
+        except PermissionError as error:
+            self.fail(401, str(error))
 
     def check_write(self) -> None:
         """State changes: same-origin (or an allowed origin) JSON only, bounded."""

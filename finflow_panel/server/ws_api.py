@@ -1,0 +1,392 @@
+"""The original JSON WebSocket protocol at ``/ws/portfolio/``, for mobile apps, bots and
+terminals: text frames of one JSON object each, with a ``type``.
+
+Client -> server: ``get_portfolio_data``, ``start_updates`` (``interval`` seconds),
+``stop_updates``. Server -> client: ``connection_established``, ``portfolio_data``,
+``price_update`` and ``error``. The README documents every message.
+
+A connection with updates started is a subscriber of the shared feed, as a dashboard is.
+On each tick the connections due for an update are grouped by the portfolio they follow:
+each portfolio is valued once and its message serialized once, then written to all of
+them. A connection that has not taken in its last update yet is skipped, and is sent
+the newest state as soon as it has: a slow client never makes a queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections import deque
+from urllib.parse import urlsplit
+
+from tornado.ioloop import IOLoop
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from ..model import Portfolio
+from ..store import StoreError, StoreUnavailable
+from .api import PortfolioService, signed_in_user
+
+__all__ = ["MAX_FRAME_BYTES", "PortfolioSocket", "PortfolioStreams", "ws_routes"]
+
+log = logging.getLogger(__name__)
+
+#: The largest frame a client may send; a larger one closes the connection (code 1009).
+MAX_FRAME_BYTES = 64 * 1024
+#: ``start_updates``' default interval (seconds), as in the original consumer.
+DEFAULT_INTERVAL = 5.0
+INTERVAL_BOUNDS = (0.1, 60.0)
+#: Messages a client may send in a burst, and per second after it.
+BURST, RATE = 20, 10.0
+#: Replies a client may leave unread before the connection is closed (code 1008).
+MAX_UNREAD = 64
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TYPES = ("get_portfolio_data", "start_updates", "stop_updates")
+
+
+class ClientError(ValueError):
+    """A message the protocol refuses; its text is sent back as an ``error``."""
+
+
+def _message(kind: str, data_json: str) -> str:
+    return f'{{"type":"{kind}","data":{data_json}}}'
+
+
+class PortfolioStreams:
+    """Valuations per tick, shared by every connection following the same portfolio.
+
+    One per process and service; connections enqueue themselves when due on a tick, and
+    one loop callback serves them all.
+    """
+
+    def __init__(self, service: PortfolioService) -> None:
+        self.service = service
+        self._seq = None
+        self._data: dict[Portfolio, str] = {}  # portfolio -> its data as JSON, this tick
+        self._queue: deque = deque()
+        self._scheduled = False
+        self.valuations = 0  # portfolios valued (for tests and benchmarks)
+        self.rounds = 0  # loop callbacks that served due connections
+
+    @property
+    def feed(self):
+        return self.service.feed
+
+    def data_json(self, portfolio: Portfolio) -> str:
+        """``portfolio`` valued at the newest tick, as JSON: once per tick however many
+        connections (or repeated requests) ask."""
+        feed = self.feed
+        if feed.last_seq != self._seq:
+            self._seq = feed.last_seq
+            self._data.clear()
+        data = self._data.get(portfolio)
+        if data is None:
+            snapshot = self.service.snapshot(portfolio)
+            data = self._data[portfolio] = json.dumps(snapshot, separators=(",", ":"))
+            self.valuations += 1
+        return data
+
+    def enqueue(self, connection: PortfolioSocket) -> None:
+        self._queue.append(connection)
+        if not self._scheduled:
+            self._scheduled = True
+            IOLoop.current().add_callback(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        self.rounds += 1
+        queue, self._queue = self._queue, deque()
+        messages: dict[Portfolio, str] = {}
+        for connection in queue:
+            portfolio = connection.portfolio
+            message = messages.get(portfolio)
+            if message is None:
+                try:
+                    message = messages[portfolio] = _message(
+                        "price_update", self.data_json(portfolio)
+                    )
+                except (StoreUnavailable, StoreError, ValueError) as error:
+                    log.warning("cannot value portfolio %r: %s", portfolio.portfolio_id, error)
+                    continue
+            connection.send_update(message, self._seq)
+
+
+_streams: dict[int, PortfolioStreams] = {}
+
+
+def _streams_for(service: PortfolioService) -> PortfolioStreams:
+    streams = _streams.get(id(service))
+    if streams is None or streams.service is not service:
+        streams = _streams[id(service)] = PortfolioStreams(service)
+    return streams
+
+
+class PortfolioSocket(WebSocketHandler):
+    """One client of ``/ws/portfolio/``: the portfolio it follows and its updates."""
+
+    def initialize(self, service: PortfolioService, origins) -> None:
+        self.service = service
+        self.streams = _streams_for(service)
+        self._origins = origins
+        self._loop = IOLoop.current()
+        self.user: str | None = None
+        self.portfolio: Portfolio = service.server_portfolio
+        self.interval: float | None = None  # None: updates stopped
+        self._due = 0.0  # when the next update is due (time.monotonic())
+        self._last_sent = -1
+        self._writing = None  # the newest update's write, until the client has it
+        self._owed = False  # an update was skipped while that write was pending
+        self._unread = 0
+        self._tokens = float(BURST)
+        self._refilled = time.monotonic()
+        self._unsubscribe_feed = None
+        self._unsubscribe_store = None
+        self._closed = False
+
+    # -- the handshake: who is asking, from where, how much they may send ----------------
+
+    @property
+    def max_message_size(self) -> int:
+        return MAX_FRAME_BYTES
+
+    def check_origin(self, origin: str) -> bool:
+        # Called only when a browser sends an Origin; native clients send none.
+        host = urlsplit(origin).netloc.lower()
+        allowed = self._origins()
+        return host == self.request.host.lower() or host in allowed or "*" in allowed
+
+    async def get(self, *args, **kwargs) -> None:
+        try:
+            self.user = signed_in_user(self, self.service)
+        except PermissionError as error:
+            self.set_status(401)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"error": str(error)}))
+            return
+        await super().get(*args, **kwargs)
+
+    async def open(self) -> None:
+        try:
+            portfolios = await self.service.portfolios(self.user)
+        except (StoreUnavailable, StoreError) as error:
+            log.warning("JSON API: portfolios of %r unavailable: %s", self.user, error)
+            self._send({"type": "error", "message": f"portfolios are unavailable: {error}"})
+            self.close(1011, "portfolios are unavailable")
+            return
+        if self._closed:
+            return
+        self.portfolio = portfolios[0]
+        if self.user is not None:
+            self._unsubscribe_store = self.service.store.subscribe(self.user, self._on_store_change)
+        self._send(
+            {
+                "type": "connection_established",
+                "message": "Connected to portfolio updates",
+                "portfolio_id": self.portfolio.portfolio_id,
+                "portfolio_name": self.portfolio.name,
+                "user": self.user,
+                "portfolios": [
+                    {"portfolio_id": p.portfolio_id, "portfolio_name": p.name} for p in portfolios
+                ],
+                "symbols": list(self.service.universe.symbols),
+                "tick": self.streams.feed.tick,
+            }
+        )
+
+    def on_close(self) -> None:
+        self._closed = True
+        self._stop()
+        if self._unsubscribe_store is not None:
+            self._unsubscribe_store()
+            self._unsubscribe_store = None
+
+    # -- messages from the client --------------------------------------------------------
+
+    async def on_message(self, frame) -> None:
+        if not self._take_token():
+            return
+        try:
+            request = self._parse(frame)
+            kind = request["type"]
+            if kind == "get_portfolio_data":
+                await self._follow(request)
+                self._send_data("portfolio_data")
+            elif kind == "start_updates":
+                interval = self._interval(request)
+                await self._follow(request)
+                self._start(interval)
+            else:
+                self._stop()
+        except ClientError as error:
+            self._send({"type": "error", "message": str(error)})
+        except StoreUnavailable as error:
+            self._send({"type": "error", "message": f"portfolios are unavailable: {error}"})
+
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(BURST, self._tokens + (now - self._refilled) * RATE)
+        self._refilled = now
+        if self._tokens < 1:
+            return False  # dropped: too many messages (the first over the limit is told)
+        self._tokens -= 1
+        if self._tokens < 1:
+            self._send(
+                {
+                    "type": "error",
+                    "message": f"too many messages: at most {RATE:g} a second; "
+                    "messages are dropped until the rate falls",
+                }
+            )
+        return True
+
+    @staticmethod
+    def _parse(frame) -> dict:
+        if isinstance(frame, bytes):
+            raise ClientError("send text frames of JSON, not binary frames")
+        try:
+            request = json.loads(frame)
+        except ValueError as error:
+            raise ClientError(f"the message is not JSON: {error}") from None
+        if not isinstance(request, dict):
+            raise ClientError(f"the message must be a JSON object, not {type(request).__name__}")
+        kind = request.get("type")
+        if kind not in _TYPES:
+            raise ClientError(
+                f"unknown message type {str(kind)[:64]!r}; expected one of {', '.join(_TYPES)}"
+            )
+        unknown = sorted(set(request) - {"type", "portfolio_id", "interval"})
+        if unknown or (kind == "stop_updates" and len(request) > 1):
+            extra = unknown or sorted(set(request) - {"type"})
+            raise ClientError(f"{kind} does not take {', '.join(repr(k[:64]) for k in extra)}")
+        if kind == "get_portfolio_data" and "interval" in request:
+            raise ClientError("get_portfolio_data does not take 'interval'")
+        return request
+
+    @staticmethod
+    def _interval(request: dict) -> float:
+        interval = request.get("interval", DEFAULT_INTERVAL)
+        low, high = INTERVAL_BOUNDS
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not math.isfinite(interval)
+            or not low <= interval <= high
+        ):
+            raise ClientError(
+                f"interval must be a number of seconds from {low:g} to {high:g}, "
+                f"got {json.dumps(interval)[:64]}"
+            )
+        return float(interval)
+
+    async def _follow(self, request: dict) -> None:
+        """Follow the portfolio the request names (if any): the user's own only."""
+        if "portfolio_id" not in request:
+            return
+        portfolio_id = request["portfolio_id"]
+        if not isinstance(portfolio_id, str) or not _ID.fullmatch(portfolio_id):
+            raise ClientError(
+                "portfolio_id must be a string of 1-64 letters, digits, '-' or '_', "
+                f"got {json.dumps(portfolio_id)[:64]}"
+            )
+        portfolio = await self.service.portfolio(self.user, portfolio_id)
+        if portfolio is None:  # another user's reads exactly as one that never existed
+            raise ClientError(f"no such portfolio: {portfolio_id!r}")
+        self.portfolio = portfolio
+
+    # -- updates -------------------------------------------------------------------------
+
+    def _start(self, interval: float) -> None:
+        self.interval = interval
+        if self._unsubscribe_feed is None:
+            self._unsubscribe_feed = self.streams.feed.subscribe(self)
+        # The newest state at once, then one every interval.
+        self._due = 0.0
+        self._last_sent = -1
+        self.streams.enqueue(self)
+
+    def _stop(self) -> None:
+        self.interval = None
+        if self._unsubscribe_feed is not None:
+            self._unsubscribe_feed()
+            self._unsubscribe_feed = None
+
+    def on_tick(self, feed) -> None:
+        """The feed ticked: join this tick's round if an update is due."""
+        if self.interval is None:
+            return
+        # Half a tick of slack: a tick landing a little before the due time is not
+        # skipped (which would halve the rate at an interval equal to the tick).
+        slack = min(feed.tick, self.interval) / 2
+        if time.monotonic() >= self._due - slack:
+            self.streams.enqueue(self)
+
+    def send_update(self, message: str, seq: int) -> None:
+        if self.interval is None or self._closed or seq == self._last_sent:
+            return
+        if self._writing is not None and not self._writing.done():
+            self._owed = True  # sent, newest then, once the client has taken the last
+            return
+        # Due times step by the interval, so updates keep its rate without drifting;
+        # after a stall (or the first update) they count from now.
+        now = time.monotonic()
+        self._due += self.interval
+        if self._due < now:
+            self._due = now + self.interval
+        self._last_sent = seq
+        self._owed = False
+        self._writing = self._write(message)
+        if self._writing is not None:
+            self._writing.add_done_callback(self._written)
+
+    def _written(self, _future) -> None:
+        if self._owed and not self._closed and self.interval is not None:
+            self.streams.enqueue(self)
+
+    def _send_data(self, kind: str) -> None:
+        self._write(_message(kind, self.streams.data_json(self.portfolio)))
+
+    def _send(self, message: dict) -> None:
+        self._write(json.dumps(message, separators=(",", ":")))
+
+    def _write(self, text: str):
+        if self._closed or self.ws_connection is None:
+            return None
+        if self._unread >= MAX_UNREAD:
+            self.close(1008, "too many unread messages")
+            return None
+        try:
+            future = self.write_message(text)
+        except WebSocketClosedError:
+            return None
+        self._unread += 1
+        future.add_done_callback(self._read_one)
+        return future
+
+    def _read_one(self, _future) -> None:
+        self._unread -= 1
+
+    # -- the user's portfolios changed (any process, any thread) --------------------------
+
+    def _on_store_change(self, _owner: str) -> None:
+        self._loop.add_callback(self._reload)
+
+    async def _reload(self) -> None:
+        if self._closed:
+            return
+        try:
+            portfolio = await self.service.portfolio(self.user, self.portfolio.portfolio_id)
+            if portfolio is None:  # deleted: follow the user's first
+                portfolio = (await self.service.portfolios(self.user))[0]
+        except (StoreUnavailable, StoreError) as error:
+            log.warning("JSON API: cannot reload %r's portfolio: %s", self.user, error)
+            return
+        self.portfolio = portfolio
+        if self.interval is not None:
+            self._last_sent = -1
+            self.streams.enqueue(self)
+
+
+def ws_routes(service: PortfolioService, origins) -> list[tuple]:
+    return [(r"/ws/portfolio/?", PortfolioSocket, {"service": service, "origins": origins})]

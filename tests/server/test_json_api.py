@@ -1,0 +1,279 @@
+"""The JSON WebSocket API (``/ws/portfolio/``) and ``finflow-panel watch`` on real
+servers, tried as their users and as outsiders."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from finflow_panel.client import PortfolioClient, SessionClient
+from finflow_panel.store.credentials import add_user
+from tests.util import HTTP, ServerProcess, run_async, until
+
+SECRET = "y" * 40
+DATA_KEYS = {"portfolio_id", "portfolio_name", "total_value", "total_change",
+             "total_change_percent", "investments", "seq", "timestamp"}  # fmt: skip
+INVESTMENT_KEYS = {"symbol", "name", "current_price", "change", "change_percent", "quantity",
+                   "value"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server():
+    process = ServerProcess("--tick", "0.2", "--seed", "11").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ws-site")
+    add_user(tmp / "users.json", "ann", "ann-password")
+    add_user(tmp / "users.json", "bob", "bob-password")
+    process = ServerProcess(
+        "--tick", "0.2", "--basic-auth", str(tmp / "users.json"), "--cookie-secret", SECRET,
+        "--store", f"sqlite:///{tmp}/finflow.db",
+    ).start()  # fmt: skip
+    yield process
+    process.stop()
+
+
+def _cookie(site, user: str) -> str:
+    return run_async(PortfolioClient.sign_in(site.url, user, f"{user}-password"))
+
+
+def test_connection_names_the_same_portfolio_as_the_dashboard_and_the_api(server):
+    async def main():
+        for path in ("/ws/portfolio/", "/ws/portfolio"):
+            client = await PortfolioClient.connect(server.url + path)
+            hello = client.established
+            named = (hello["portfolio_id"], hello["portfolio_name"])
+            assert named == ("sample", "Sample portfolio")
+            assert hello["user"] is None
+            client.close()
+        session = await SessionClient.open(server.url + "/portfolio")
+        await session.pull_doc()
+        session.close()
+        # The dashboard's header shows the same portfolio by name.
+        shown = "ff-book&quot;&gt;Sample portfolio&lt;"
+        session.find_model(lambda m: shown in str(m["attributes"].get("text")))
+
+    run_async(main())
+    _, _, listed = HTTP(server.url).call("GET", "/api/portfolios")
+    assert listed == [{"portfolio_id": "sample", "portfolio_name": "Sample portfolio"}]
+
+
+def test_portfolio_data_has_the_original_shape_at_a_real_tick(server):
+    async def main():
+        client = await PortfolioClient.connect(server.url)
+        data = await client.get_portfolio_data()
+        client.close()
+        return data
+
+    data = run_async(main())
+    assert set(data) == DATA_KEYS
+    assert data["seq"] <= server.feed()["last_seq"]
+    assert abs(data["timestamp"] - time.time() * 1000) < 60_000
+    assert all(set(item) == INVESTMENT_KEYS for item in data["investments"])
+    values = [item["value"] for item in data["investments"]]
+    assert math.isclose(sum(values), data["total_value"], rel_tol=1e-12)
+    for item in data["investments"]:
+        assert math.isclose(item["value"], item["current_price"] * item["quantity"])
+
+
+def test_updates_carry_the_dashboards_prices_and_count_as_subscribers(server):
+    async def main():
+        session = await SessionClient.open(server.url + "/portfolio")
+        await session.pull_doc()
+        client = await PortfolioClient.connect(server.url)
+        base = server.feed()["subscribers"]
+        await client.start_updates(interval=0.2)
+        await until(lambda: server.feed()["subscribers"] == base + 1, what="one more subscriber")
+        updates = []
+        async for data in client.updates(timeout=20):
+            updates.append(data)
+            if len(updates) == 6:
+                break
+        seqs = [u["seq"] for u in updates]
+        assert seqs == sorted(set(seqs)) and seqs[-1] - seqs[0] <= 10
+        # The same tick has the same price here as in the dashboard's chart source.
+        prices = {}
+        deadline = time.monotonic() + 30
+        wanted = {u["seq"] for u in updates[1:]}
+        while not wanted <= set(prices) and time.monotonic() < deadline:
+            rows = await session.next_rows()
+            prices.update(zip(rows.seq.tolist(), rows.columns["AAPL"].tolist(), strict=True))
+        for update in updates[1:]:
+            (aapl,) = [i for i in update["investments"] if i["symbol"] == "AAPL"]
+            assert aapl["current_price"] == prices[update["seq"]]
+        await client.stop_updates()
+        await until(lambda: server.feed()["subscribers"] == base, what="subscriber released")
+        client.close()
+        session.close()
+
+    run_async(main())
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "must be a JSON object, not list"),
+        ('{"type": "subscribe"}', "unknown message type 'subscribe'"),
+        ('{"no": "type"}', "unknown message type 'None'"),
+        ('{"type": "start_updates", "interval": 0}', "interval must be a number"),
+        ('{"type": "start_updates", "interval": 61}', "from 0.1 to 60, got 61"),
+        ('{"type": "start_updates", "interval": "5"}', 'got "5"'),
+        ('{"type": "start_updates", "interval": true}', "got true"),
+        ('{"type": "start_updates", "interval": NaN}', "got NaN"),
+        ('{"type": "get_portfolio_data", "portfolio_id": 7}', "portfolio_id must be a string"),
+        ('{"type": "get_portfolio_data", "portfolio_id": "other"}', "no such portfolio: 'other'"),
+        ('{"type": "get_portfolio_data", "extra": 1}', "does not take 'extra'"),
+        ('{"type": "stop_updates", "interval": 1}', "does not take 'interval'"),
+    ],
+)
+def test_a_bad_message_gets_an_error_naming_the_problem_and_the_connection_stays(
+    server, message, error
+):
+    async def main():
+        client = await PortfolioClient.connect(server.url)
+        await client.ws.write_message(message)
+        reply = await client.receive()
+        assert reply["type"] == "error" and error in reply["message"], reply
+        assert set(await client.get_portfolio_data()) == DATA_KEYS  # still open
+        client.close()
+
+    run_async(main())
+
+
+def test_binary_frames_and_floods_are_refused_without_closing(server):
+    async def main():
+        client = await PortfolioClient.connect(server.url)
+        await client.ws.write_message(b'{"type": "get_portfolio_data"}', binary=True)
+        reply = await client.receive()
+        assert reply == {"type": "error", "message": "send text frames of JSON, not binary frames"}
+        for _ in range(60):
+            await client.send({"type": "get_portfolio_data"})
+        replies = []
+        while len(replies) < 60:
+            try:
+                replies.append(await client.receive(timeout=3))
+            except asyncio.TimeoutError:
+                break
+        kinds = [r["type"] for r in replies]
+        assert kinds.count("error") == 1
+        assert "too many messages" in replies[kinds.index("error")]["message"]
+        assert kinds.count("portfolio_data") < 60  # the rest were dropped
+        client.close()
+
+    run_async(main())
+
+
+def test_a_frame_over_64_kib_closes_the_connection_with_1009(server):
+    # Only the header, declaring 64 KiB + 1: refused on the length, before any payload.
+    header = struct.pack("!BBQ", 0x81, 0x80 | 127, 64 * 1024 + 1) + b"mask"
+
+    async def main():
+        client = await PortfolioClient.connect(server.url)
+        request = '{"type": "get_portfolio_data"}'
+        await client.ws.write_message(request.ljust(64 * 1024))  # exactly 64 KiB is read
+        assert (await client.receive())["type"] == "portfolio_data"
+        await client.ws.protocol.stream.write(header)
+        while await asyncio.wait_for(client.ws.read_message(), 30):
+            pass
+        client.close()
+        assert (client.ws.close_code, client.ws.close_reason) == (1009, "message too big")
+        other = await PortfolioClient.connect(server.url)  # the server goes on serving
+        assert set(await other.get_portfolio_data()) == DATA_KEYS
+        other.close()
+
+    run_async(main())
+
+
+def test_browsers_from_other_origins_are_refused_native_clients_are_not(server):
+    async def main():
+        with pytest.raises(HTTPClientError) as refused:
+            await PortfolioClient.connect(server.url, origin="http://evil.example")
+        assert refused.value.code == 403
+        own = await PortfolioClient.connect(server.url, origin=server.url)
+        own.close()
+        native = await PortfolioClient.connect(server.url)  # no Origin header
+        native.close()
+
+    run_async(main())
+
+
+def test_with_sign_in_a_connection_needs_the_cookie_and_follows_only_its_users(site):
+    ann, bob = _cookie(site, "ann"), _cookie(site, "bob")
+
+    async def main():
+        for cookie in (None, "user=forged", ann.replace("user=", "user=x")):
+            with pytest.raises(HTTPClientError) as refused:
+                await PortfolioClient.connect(site.url, cookie=cookie)
+            assert refused.value.code == 401
+        ann_client = await PortfolioClient.connect(site.url, cookie=ann)
+        bob_client = await PortfolioClient.connect(site.url, cookie=bob)
+        assert ann_client.established["user"] == "ann"
+        ann_id = ann_client.established["portfolio_id"]
+        bob_id = bob_client.established["portfolio_id"]
+        assert ann_id != bob_id
+        assert (await ann_client.get_portfolio_data())["portfolio_id"] == ann_id
+        for request in ({"type": "get_portfolio_data", "portfolio_id": bob_id},
+                        {"type": "start_updates", "portfolio_id": bob_id}):  # fmt: skip
+            await ann_client.send(request)
+            reply = await ann_client.receive()
+            assert reply == {"type": "error", "message": f"no such portfolio: {bob_id!r}"}
+        bob_client.close()
+        # Ann edits her portfolio through the API: her live updates follow the change.
+        http = HTTP(site.url)
+        http.cookies["user"] = ann.split("=", 1)[1]
+        body = {"portfolio_name": "Two", "holdings": [{"symbol": "KO", "quantity": 3}]}
+        await ann_client.start_updates(interval=0.2)
+        status, _, _ = await asyncio.to_thread(http.call, "PUT", f"/api/portfolios/{ann_id}", body)
+        assert status == 200
+        async for data in ann_client.updates(timeout=20):
+            if data["portfolio_name"] == "Two":
+                assert [i["symbol"] for i in data["investments"]] == ["KO"]
+                break
+        ann_client.close()
+
+    run_async(main())
+
+
+def _watch(*args, stdin=None, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "finflow_panel.cli", "watch", *args],
+        input=stdin, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_watch_prints_the_live_portfolio(server):
+    done = _watch(server.url, "--interval", "0.2", "--count", "3")
+    assert done.returncode == 0, done.stderr
+    tables = done.stdout.split("Sample portfolio (sample)")[1:]
+    assert len(tables) == 3 and all("Total value" in t and "AAPL" in t for t in tables)
+    ticks = [int(t.split("tick ")[1].split()[0]) for t in tables]
+    assert ticks == sorted(set(ticks))
+    once = _watch(f"{server.url}/portfolio", "--once")
+    assert once.returncode == 0 and once.stdout.startswith("Sample portfolio (sample)")
+
+
+def test_watch_fails_clearly(server, site):
+    down = _watch("http://127.0.0.1:9", "--once")
+    assert down.returncode == 1 and "cannot follow ws://127.0.0.1:9/ws/portfolio/" in down.stderr
+    bad = _watch("ftp://host", "--once")
+    assert bad.returncode == 2 and "not a server URL" in bad.stderr
+    refused = _watch(site.url, "--once")
+    assert refused.returncode == 1 and "HTTP 401" in refused.stderr and "--user" in refused.stderr
+    wrong = _watch(site.url, "--once", "--user", "ann", stdin="nope\n")
+    assert wrong.returncode == 2 and "refused" in wrong.stderr
+    signed = _watch(site.url, "--once", "--user", "ann", stdin="ann-password\n")
+    assert signed.returncode == 0 and "Total value" in signed.stdout, signed.stderr
+    unknown = _watch(server.url, "--once", "--portfolio", "nope")
+    assert unknown.returncode == 1 and "no such portfolio: 'nope'" in unknown.stderr
