@@ -23,10 +23,12 @@ from collections import deque
 from urllib.parse import urlsplit
 
 from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..model import Portfolio
 from ..store import StoreError, StoreUnavailable
+from ..ui.fanout import text_frame
 from .api import PortfolioService, signed_in_user
 
 __all__ = ["MAX_FRAME_BYTES", "PortfolioSocket", "PortfolioStreams", "ws_routes"]
@@ -98,19 +100,19 @@ class PortfolioStreams:
         self._scheduled = False
         self.rounds += 1
         queue, self._queue = self._queue, deque()
-        messages: dict[Portfolio, str] = {}
+        updates: dict[Portfolio, tuple[str, bytes]] = {}
         for connection in queue:
             portfolio = connection.portfolio
-            message = messages.get(portfolio)
-            if message is None:
+            update = updates.get(portfolio)
+            if update is None:
                 try:
-                    message = messages[portfolio] = _message(
-                        "price_update", self.data_json(portfolio)
-                    )
+                    message = _message("price_update", self.data_json(portfolio))
                 except (StoreUnavailable, StoreError, ValueError) as error:
                     log.warning("cannot value portfolio %r: %s", portfolio.portfolio_id, error)
                     continue
-            connection.send_update(message, self._seq)
+                # Framed once, written as is to every connection following it.
+                update = updates[portfolio] = (message, text_frame(message.encode()))
+            connection.send_update(*update, self._seq)
 
 
 _streams: dict[int, PortfolioStreams] = {}
@@ -322,7 +324,8 @@ class PortfolioSocket(WebSocketHandler):
         if time.monotonic() >= self._due - slack:
             self.streams.enqueue(self)
 
-    def send_update(self, message: str, seq: int) -> None:
+    def send_update(self, message: str, frame: bytes, seq: int) -> None:
+        """Write one update (``message``, framed) if the client has taken the last."""
         if self.interval is None or self._closed or seq == self._last_sent:
             return
         if self._writing is not None and not self._writing.done():
@@ -336,9 +339,23 @@ class PortfolioSocket(WebSocketHandler):
             self._due = now + self.interval
         self._last_sent = seq
         self._owed = False
-        self._writing = self._write(message)
+        self._writing = self._write_frame(message, frame)
         if self._writing is not None:
             self._writing.add_done_callback(self._written)
+
+    def _write_frame(self, message: str, frame: bytes):
+        """Write a prepared frame straight to the stream: Tornado's ``write_message``
+        would frame the same bytes again for every connection and make a task of each
+        write. Frames are written whole, so they never interleave with its own."""
+        ws = self.ws_connection
+        if self._closed or ws is None or ws.is_closing():
+            return None
+        if getattr(ws, "_compressor", None) is not None:  # not offered, but if ever
+            return self._write(message)
+        try:
+            return ws.stream.write(frame)
+        except StreamClosedError:
+            return None
 
     def _written(self, _future) -> None:
         if self._owed and not self._closed and self.interval is not None:

@@ -43,7 +43,7 @@ import numpy as np
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-__all__ = ["BokehWire", "FanOut", "SharedUpdate"]
+__all__ = ["BokehWire", "FanOut", "SharedUpdate", "text_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class BokehWire:
         them, and with one system call instead of three.
         """
         header = f'{{"msgid": "ff{next(cls._ids)}", "msgtype": "PATCH-DOC", "num_buffers": 0}}'
-        data = _text_frame(header.encode()) + _text_frame(b"{}") + _text_frame(content.encode())
+        data = text_frame(header.encode()) + text_frame(b"{}") + text_frame(content.encode())
         for ws in sockets:
             try:
                 ws.stream.write(data)
@@ -180,7 +180,7 @@ def _panel_pending(doc) -> bool:
     return any(not task.done() for task in getattr(document, "_write_tasks", {}).get(doc, ()))
 
 
-def _text_frame(payload: bytes) -> bytes:
+def text_frame(payload: bytes) -> bytes:
     """A final, unmasked WebSocket text frame (RFC 6455 5.2), as a server sends it."""
     n = len(payload)
     if n < 126:

@@ -80,16 +80,16 @@ def test_a_client_that_has_not_taken_its_update_is_skipped_then_sent_the_newest(
             # The client stops taking data: its next write never completes.
             stuck = asyncio.get_running_loop().create_future()
             written = []
-            real_write = socket.write_message
+            real_write = socket._write_frame
 
-            def write_message(text, binary=False):
-                written.append(json.loads(text)["data"]["seq"])
+            def write_frame(message, frame):
+                written.append(json.loads(message)["data"]["seq"])
                 if len(written) == 1:
-                    real_write(text)
+                    real_write(message, frame)
                     return stuck
-                return real_write(text)
+                return real_write(message, frame)
 
-            socket.write_message = write_message
+            socket._write_frame = write_frame
             rounds = site.streams.rounds
             for _ in range(4):
                 await asyncio.sleep(0.12)  # pacing: each tick finds an update due
