@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 
+import jinja2
 import panel as pn
 from bokeh.application.handlers.handler import Handler
 from bokeh.settings import settings
@@ -311,10 +312,19 @@ HEAP_POLICY = SessionHeapPolicy()
 SESSIONS_BUILT = Counter()
 
 
+#: Panel's page, sized to the device: without a viewport tag a phone lays the page out
+#: 980 px wide and shrinks it to fit. Compiled once; each session's document points at it.
+PAGE_TEMPLATE = jinja2.Environment().from_string(
+    "{% extends base %}{% block preamble %}{{ super() }}"
+    '<meta name="viewport" content="width=device-width, initial-scale=1">{% endblock %}'
+)
+
+
 def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
     """One session's page: the dashboard, loading nothing from outside."""
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         SESSIONS_BUILT["dashboard"] += 1
+        pn.state.curdoc.template = PAGE_TEMPLATE
         pn.state.onload(HEAP_POLICY.session_ready)
         pn.state.on_session_destroyed(HEAP_POLICY.session_closed)
         # Panel's browser-info model (language, timezone, ...) is one more model per

@@ -150,6 +150,10 @@ class KpiCards(_SourceView):
         .ff-value { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }
         .ff-small { font-size: 20px; }
         .ff-age { font-size: 12px; color: #6b7280; }
+        @media (max-width: 520px) {
+          .ff-kpis { grid-template-columns: 1fr; gap: 8px; }
+          .ff-card { padding: 10px 14px; }
+        }
         """
     ]
 
@@ -239,6 +243,13 @@ class HoldingsTable(_SourceView):
         .ff-holdings td { border-bottom: 1px solid #f3f4f6; padding: 7px 10px; }
         .ff-holdings td:nth-child(n+3), .ff-holdings th:nth-child(n+3) { text-align: right; }
         .ff-holdings tbody tr:hover { background: #f9fafb; }
+        /* A phone shows symbol, price, change, change % and value; the rest folds away. */
+        @media (max-width: 600px) {
+          .ff-holdings { font-size: 13px; }
+          .ff-holdings th, .ff-holdings td { padding: 7px 5px; }
+          .ff-holdings :is(th, td):is(:nth-child(2), :nth-child(6), :nth-child(8),
+                                      :nth-child(9)) { display: none; }
+        }
         """
     ]
 

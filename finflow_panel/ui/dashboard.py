@@ -45,10 +45,19 @@ _JSON_ROWS = 16
 _SERVER_STATS_PERIOD = 5.0
 # The page's header bar: the dashboard is the whole page, with no template around it.
 _HEADER_STYLES = {"background": "#1e3a8a", "border-radius": "10px", "padding": "4px 6px"}
+#: On a narrow screen the header's items wrap and the two charts stack at full width.
+_WRAP_CSS = ":host { flex-wrap: wrap; }"
+_STACK_CSS = (
+    "@media (max-width: 700px) { :host { flex-direction: column; }"
+    " :host > * { flex: 0 0 auto !important; width: 100% !important; } }"
+)
+#: Start, Stop and the interval: touch targets of 44 px on a phone.
+_TOUCH_CSS = "@media (pointer: coarse) { .bk-btn, .bk-input { min-height: 44px; } }"
 _HEADING_CSS = """
 :host { align-self: center; }
 .ff-title { font: 650 22px system-ui, sans-serif; color: #fff; margin-right: 14px; }
 .ff-book { font: 600 15px system-ui, sans-serif; color: #c7d2fe; }
+@media (max-width: 600px) { .ff-title { font-size: 18px; } .ff-book { display: block; } }
 """
 
 
@@ -189,8 +198,9 @@ class LiveDashboard(pn.viewable.Viewer):
             pn.pane.Bokeh(value_fig, sizing_mode="stretch_width"),
             pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
         ]
-        start = pn.widgets.Button(label="Start", color="success", width=90)
-        stop = pn.widgets.Button(label="Stop", color="danger", width=90)
+        touch = [_TOUCH_CSS]
+        start = pn.widgets.Button(label="Start", color="success", width=90, stylesheets=touch)
+        stop = pn.widgets.Button(label="Stop", color="danger", width=90, stylesheets=touch)
         start.on_click(lambda event: setattr(self, "running", True))
         stop.on_click(lambda event: setattr(self, "running", False))
         start.disabled, stop.disabled = self.running, not self.running
@@ -205,7 +215,7 @@ class LiveDashboard(pn.viewable.Viewer):
             end=high,
             step=0.5,
             width=150,
-            stylesheets=[".bk-input-group > label { color: #e0e7ff; }"],
+            stylesheets=[".bk-input-group > label { color: #e0e7ff; }", _TOUCH_CSS],
         )
         interval.param.watch(self._on_interval_input, "value")
         self._interval_input = interval
@@ -222,11 +232,12 @@ class LiveDashboard(pn.viewable.Viewer):
             self._status,
             sizing_mode="stretch_width",
             styles=_HEADER_STYLES,
+            stylesheets=[_WRAP_CSS],
         )
         return pn.Column(
             header,
             self._kpis,
-            pn.Row(*self._bokeh_panes, sizing_mode="stretch_width"),
+            pn.Row(*self._bokeh_panes, sizing_mode="stretch_width", stylesheets=[_STACK_CSS]),
             self.table,
             self._diagnostics,
             sizing_mode="stretch_width",

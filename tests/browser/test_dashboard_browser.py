@@ -93,3 +93,61 @@ def test_home_page_links_to_the_dashboard(server, page):
     page.get_by_role("link", name=re.compile("live portfolio dashboard")).click()
     expect(page).to_have_url(re.compile(r"/portfolio$"))
     expect(page.locator(TOTAL)).to_have_text(MONEY)
+
+
+def test_on_a_phone_the_page_fits_stacks_and_works_by_touch(server, chromium_browser):
+    context = chromium_browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True,
+        has_touch=True,
+    )  # fmt: skip
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/portfolio")
+        total = page.locator(TOTAL)
+        expect(total).to_have_text(MONEY)
+        expect(page.get_by_text("Total value", exact=True)).to_be_visible()
+        # No sideways scrolling: the document is no wider than the screen.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # The KPI cards stack: one above the other, each the width of the screen.
+        cards = [box(page.locator(f'[data-kpi="{k}"]')) for k in ("total_value", "total_change")]
+        assert cards[0]["x"] == cards[1]["x"] and cards[1]["y"] > cards[0]["y"]
+        # The charts take the full width, one below the other.
+        charts = [box(page.locator(".bk-Canvas").nth(i)) for i in range(2)]
+        for chart in charts:
+            assert chart["width"] >= 0.9 * 390 and chart["x"] + chart["width"] <= 390
+            assert chart["height"] >= 250
+        assert charts[1]["y"] >= charts[0]["y"] + charts[0]["height"]
+        # The holdings table shows symbol, price, change and value, and folds the rest.
+        table = page.locator("table.ff-holdings")
+        table_box = box(table)
+        assert table_box["x"] + table_box["width"] <= 390
+        for name in ("Symbol", "Price", "Change", "Value"):
+            expect(table.get_by_role("columnheader", name=name, exact=True)).to_be_visible()
+        expect(table.get_by_role("columnheader", name="Name", exact=True)).to_be_hidden()
+        # Start, Stop and the interval: on screen, big enough to touch, and working.
+        stop = page.get_by_role("button", name="Stop", exact=True)
+        start = page.get_by_role("button", name="Start", exact=True)
+        interval = page.locator("input.bk-input")  # the one input: the update interval
+        for control in (stop, start, interval):
+            area = box(control)
+            assert area["height"] >= 44 and area["x"] + area["width"] <= 390
+        stop.tap()
+        expect(start).to_be_enabled()
+        _wait_ticks(server, 2)  # an update already in flight lands
+        frozen = total.inner_text()
+        _wait_ticks(server, 6)
+        assert total.inner_text() == frozen
+        start.tap()
+        expect(total).not_to_have_text(frozen, timeout=15_000)
+        interval.tap()
+        interval.fill("1")
+        interval.press("Enter")
+        expect(interval).to_have_value("1")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+
+
+def box(locator) -> dict:
+    locator.wait_for()
+    return locator.bounding_box()
