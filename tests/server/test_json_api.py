@@ -277,3 +277,44 @@ def test_watch_fails_clearly(server, site):
     assert signed.returncode == 0 and "Total value" in signed.stdout, signed.stderr
     unknown = _watch(server.url, "--once", "--portfolio", "nope")
     assert unknown.returncode == 1 and "no such portfolio: 'nope'" in unknown.stderr
+
+
+def test_many_clients_each_get_updates_at_their_interval_until_they_stop(server):
+    async def main():
+        clients = await asyncio.gather(*[PortfolioClient.connect(server.url) for _ in range(50)])
+        for client in clients:
+            await client.start_updates(interval=0.2)
+
+        async def three(client):
+            return [data["seq"] async for data in _take(client.updates(timeout=30), 3)]
+
+        for seqs in await asyncio.gather(*[three(c) for c in clients]):
+            assert seqs == sorted(set(seqs))
+        for client in clients[2:]:
+            client.close()
+        ticking = clients[1]  # keeps the market ticking (it ticks while anyone follows)
+        # A slower interval than the tick: every third tick (0.6 s at 0.2 s ticks).
+        slow = clients[0]
+        await slow.start_updates(interval=0.6)
+        seqs = [data["seq"] async for data in _take(slow.updates(timeout=30), 6)]
+        gaps = [b - a for a, b in zip(seqs[1:], seqs[2:], strict=False)]
+        assert all(2 <= gap <= 4 for gap in gaps) and sum(gaps) / len(gaps) > 2.5, seqs
+        # After stop_updates (and the reply to a request sent after it), no more updates.
+        await slow.stop_updates()
+        await slow.get_portfolio_data()
+        last = server.feed()["last_seq"]
+        await until(lambda: server.feed()["last_seq"] >= last + 5, what="five more ticks")
+        await slow.send({"type": "get_portfolio_data"})
+        assert (await slow.receive())["type"] == "portfolio_data"
+        slow.close()
+        ticking.close()
+
+    run_async(main())
+
+
+async def _take(updates, n):
+    async for data in updates:
+        yield data
+        n -= 1
+        if n == 0:
+            return
