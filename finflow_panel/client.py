@@ -377,4 +377,19 @@ class PortfolioClient:
             yield (await self._reply(("price_update",), timeout))["data"]
 
     def close(self) -> None:
+        """Start the closing handshake (`aclose` also waits for it to finish)."""
         self.ws.close()
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Close and wait until the server has closed too, so the socket is released
+        before the event loop ends."""
+        self.ws.close()
+
+        async def closed():
+            while await self.ws.read_message() is not None:
+                pass  # messages already on their way
+
+        try:
+            await asyncio.wait_for(closed(), timeout)
+        except asyncio.TimeoutError:
+            pass

@@ -72,7 +72,7 @@ async def watch(
             if count is not None and shown >= count:
                 return 0
     finally:
-        client.close()
+        await client.aclose()
     return 0
 
 

@@ -56,10 +56,10 @@ def test_connection_names_the_same_portfolio_as_the_dashboard_and_the_api(server
             named = (hello["portfolio_id"], hello["portfolio_name"])
             assert named == ("sample", "Sample portfolio")
             assert hello["user"] is None
-            client.close()
+            await client.aclose()
         session = await SessionClient.open(server.url + "/portfolio")
         await session.pull_doc()
-        session.close()
+        await _close(session)
         # The dashboard's header shows the same portfolio by name.
         shown = "ff-book&quot;&gt;Sample portfolio&lt;"
         session.find_model(lambda m: shown in str(m["attributes"].get("text")))
@@ -73,7 +73,7 @@ def test_portfolio_data_has_the_original_shape_at_a_real_tick(server):
     async def main():
         client = await PortfolioClient.connect(server.url)
         data = await client.get_portfolio_data()
-        client.close()
+        await client.aclose()
         return data
 
     data = run_async(main())
@@ -114,8 +114,8 @@ def test_updates_carry_the_dashboards_prices_and_count_as_subscribers(server):
             assert aapl["current_price"] == prices[update["seq"]]
         await client.stop_updates()
         await until(lambda: server.feed()["subscribers"] == base, what="subscriber released")
-        client.close()
-        session.close()
+        await client.aclose()
+        await _close(session)
 
     run_async(main())
 
@@ -147,7 +147,7 @@ def test_a_bad_message_gets_an_error_naming_the_problem_and_the_connection_stays
         reply = await client.receive()
         assert reply["type"] == "error" and error in reply["message"], reply
         assert set(await client.get_portfolio_data()) == DATA_KEYS  # still open
-        client.close()
+        await client.aclose()
 
     run_async(main())
 
@@ -170,7 +170,7 @@ def test_binary_frames_and_floods_are_refused_without_closing(server):
         assert kinds.count("error") == 1
         assert "too many messages" in replies[kinds.index("error")]["message"]
         assert kinds.count("portfolio_data") < 60  # the rest were dropped
-        client.close()
+        await client.aclose()
 
     run_async(main())
 
@@ -187,11 +187,11 @@ def test_a_frame_over_64_kib_closes_the_connection_with_1009(server):
         await client.ws.protocol.stream.write(header)
         while await asyncio.wait_for(client.ws.read_message(), 30):
             pass
-        client.close()
+        await client.aclose()
         assert (client.ws.close_code, client.ws.close_reason) == (1009, "message too big")
         other = await PortfolioClient.connect(server.url)  # the server goes on serving
         assert set(await other.get_portfolio_data()) == DATA_KEYS
-        other.close()
+        await other.aclose()
 
     run_async(main())
 
@@ -202,9 +202,9 @@ def test_browsers_from_other_origins_are_refused_native_clients_are_not(server):
             await PortfolioClient.connect(server.url, origin="http://evil.example")
         assert refused.value.code == 403
         own = await PortfolioClient.connect(server.url, origin=server.url)
-        own.close()
+        await own.aclose()
         native = await PortfolioClient.connect(server.url)  # no Origin header
-        native.close()
+        await native.aclose()
 
     run_async(main())
 
@@ -229,7 +229,7 @@ def test_with_sign_in_a_connection_needs_the_cookie_and_follows_only_its_users(s
             await ann_client.send(request)
             reply = await ann_client.receive()
             assert reply == {"type": "error", "message": f"no such portfolio: {bob_id!r}"}
-        bob_client.close()
+        await bob_client.aclose()
         # Ann edits her portfolio through the API: her live updates follow the change.
         http = HTTP(site.url)
         http.cookies["user"] = ann.split("=", 1)[1]
@@ -241,7 +241,7 @@ def test_with_sign_in_a_connection_needs_the_cookie_and_follows_only_its_users(s
             if data["portfolio_name"] == "Two":
                 assert [i["symbol"] for i in data["investments"]] == ["KO"]
                 break
-        ann_client.close()
+        await ann_client.aclose()
 
     run_async(main())
 
@@ -291,7 +291,7 @@ def test_many_clients_each_get_updates_at_their_interval_until_they_stop(server)
         for seqs in await asyncio.gather(*[three(c) for c in clients]):
             assert seqs == sorted(set(seqs))
         for client in clients[2:]:
-            client.close()
+            await client.aclose()
         ticking = clients[1]  # keeps the market ticking (it ticks while anyone follows)
         # A slower interval than the tick: every third tick (0.6 s at 0.2 s ticks).
         slow = clients[0]
@@ -306,8 +306,8 @@ def test_many_clients_each_get_updates_at_their_interval_until_they_stop(server)
         await until(lambda: server.feed()["last_seq"] >= last + 5, what="five more ticks")
         await slow.send({"type": "get_portfolio_data"})
         assert (await slow.receive())["type"] == "portfolio_data"
-        slow.close()
-        ticking.close()
+        await slow.aclose()
+        await ticking.aclose()
 
     run_async(main())
 
@@ -318,3 +318,10 @@ async def _take(updates, n):
         n -= 1
         if n == 0:
             return
+
+
+async def _close(session: SessionClient) -> None:
+    """Close a Bokeh session's websocket and wait for the server's close."""
+    session.close()
+    while await asyncio.wait_for(session.ws.read_message(), 10) is not None:
+        pass

@@ -63,7 +63,7 @@ def test_one_valuation_per_tick_per_portfolio_whatever_the_number_of_clients():
             assert len({json.dumps(d) for d in datas}) == 1
             assert site.streams.valuations == before + 1
             for client in clients:
-                client.close()
+                await client.aclose()
             await until(lambda: site.feed.subscriber_count == 0, what="subscribers released")
 
     asyncio.run(main())
@@ -101,7 +101,7 @@ def test_a_client_that_has_not_taken_its_update_is_skipped_then_sent_the_newest(
             assert written == [5, 8]
             seqs = [(await client._reply(("price_update",), 10))["data"]["seq"] for _ in range(2)]
             assert seqs == [5, 8]
-            client.close()
+            await client.aclose()
 
     asyncio.run(main())
 
@@ -127,6 +127,6 @@ def test_updates_keep_their_interval_without_drifting():
             reader.cancel()
             gaps = set(received[i + 1] - received[i] for i in range(len(received) - 1))
             assert gaps <= {2, 3, 4}, received  # every third tick or so, never every one
-            client.close()
+            await client.aclose()
 
     asyncio.run(main())
