@@ -14,7 +14,7 @@ from finflow_panel.feed import SharedFeed
 from finflow_panel.model import Portfolio, Universe
 from finflow_panel.server.api import PortfolioService
 from finflow_panel.server.ws_api import PortfolioSocket, _streams_for, ws_routes
-from tests.util import until
+from tests.util import run_async, until
 
 
 class Site:
@@ -66,7 +66,7 @@ def test_one_valuation_per_tick_per_portfolio_whatever_the_number_of_clients():
                 await client.aclose()
             await until(lambda: site.feed.subscriber_count == 0, what="subscribers released")
 
-    asyncio.run(main())
+    run_async(main())
 
 
 def test_a_client_that_has_not_taken_its_update_is_skipped_then_sent_the_newest():
@@ -103,7 +103,7 @@ def test_a_client_that_has_not_taken_its_update_is_skipped_then_sent_the_newest(
             assert seqs == [5, 8]
             await client.aclose()
 
-    asyncio.run(main())
+    run_async(main())
 
 
 def test_updates_keep_their_interval_without_drifting():
@@ -129,4 +129,4 @@ def test_updates_keep_their_interval_without_drifting():
             assert gaps <= {2, 3, 4}, received  # every third tick or so, never every one
             await client.aclose()
 
-    asyncio.run(main())
+    run_async(main())
