@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import time
+import weakref
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -45,7 +46,12 @@ BURST, RATE = 20, 10.0
 #: Replies a client may leave unread before the connection is closed (code 1008).
 MAX_UNREAD = 64
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_TYPES = ("get_portfolio_data", "start_updates", "stop_updates")
+#: Each message type and the fields it may carry besides ``type``.
+_FIELDS = {
+    "get_portfolio_data": ("portfolio_id",),
+    "start_updates": ("interval", "portfolio_id"),
+    "stop_updates": (),
+}
 
 
 class ClientError(ValueError):
@@ -100,28 +106,28 @@ class PortfolioStreams:
         self._scheduled = False
         self.rounds += 1
         queue, self._queue = self._queue, deque()
-        updates: dict[Portfolio, tuple[str, bytes]] = {}
+        frames: dict[Portfolio, bytes] = {}
         for connection in queue:
             portfolio = connection.portfolio
-            update = updates.get(portfolio)
-            if update is None:
+            frame = frames.get(portfolio)
+            if frame is None:
                 try:
                     message = _message("price_update", self.data_json(portfolio))
                 except (StoreUnavailable, StoreError, ValueError) as error:
                     log.warning("cannot value portfolio %r: %s", portfolio.portfolio_id, error)
                     continue
                 # Framed once, written as is to every connection following it.
-                update = updates[portfolio] = (message, text_frame(message.encode()))
-            connection.send_update(*update, self._seq)
+                frame = frames[portfolio] = text_frame(message.encode())
+            connection.send_update(frame, self._seq)
 
 
-_streams: dict[int, PortfolioStreams] = {}
+_streams: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _streams_for(service: PortfolioService) -> PortfolioStreams:
-    streams = _streams.get(id(service))
-    if streams is None or streams.service is not service:
-        streams = _streams[id(service)] = PortfolioStreams(service)
+    streams = _streams.get(service)
+    if streams is None:
+        streams = _streams[service] = PortfolioStreams(service)
     return streams
 
 
@@ -142,6 +148,7 @@ class PortfolioSocket(WebSocketHandler):
         self._owed = False  # an update was skipped while that write was pending
         self._unread = 0
         self._tokens = float(BURST)
+        self._told = False  # this run of dropped messages has been reported
         self._refilled = time.monotonic()
         self._unsubscribe_feed = None
         self._unsubscribe_store = None
@@ -152,6 +159,10 @@ class PortfolioSocket(WebSocketHandler):
     @property
     def max_message_size(self) -> int:
         return MAX_FRAME_BYTES
+
+    def get_compression_options(self) -> None:
+        """No permessage-deflate: every follower takes the same prepared frame."""
+        return None
 
     def check_origin(self, origin: str) -> bool:
         # Called only when a browser sends an Origin; native clients send none.
@@ -230,10 +241,13 @@ class PortfolioSocket(WebSocketHandler):
         now = time.monotonic()
         self._tokens = min(BURST, self._tokens + (now - self._refilled) * RATE)
         self._refilled = now
-        if self._tokens < 1:
-            return False  # dropped: too many messages (the first over the limit is told)
-        self._tokens -= 1
-        if self._tokens < 1:
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._told = False
+            return True
+        # Dropped; the first of a run of dropped messages is reported.
+        if not self._told:
+            self._told = True
             self._send(
                 {
                     "type": "error",
@@ -241,7 +255,7 @@ class PortfolioSocket(WebSocketHandler):
                     "messages are dropped until the rate falls",
                 }
             )
-        return True
+        return False
 
     @staticmethod
     def _parse(frame) -> dict:
@@ -254,16 +268,13 @@ class PortfolioSocket(WebSocketHandler):
         if not isinstance(request, dict):
             raise ClientError(f"the message must be a JSON object, not {type(request).__name__}")
         kind = request.get("type")
-        if kind not in _TYPES:
+        if not isinstance(kind, str) or kind not in _FIELDS:
             raise ClientError(
-                f"unknown message type {str(kind)[:64]!r}; expected one of {', '.join(_TYPES)}"
+                f"unknown message type {str(kind)[:64]!r}; expected one of {', '.join(_FIELDS)}"
             )
-        unknown = sorted(set(request) - {"type", "portfolio_id", "interval"})
-        if unknown or (kind == "stop_updates" and len(request) > 1):
-            extra = unknown or sorted(set(request) - {"type"})
+        extra = sorted(set(request) - {"type", *_FIELDS[kind]})
+        if extra:
             raise ClientError(f"{kind} does not take {', '.join(repr(k[:64]) for k in extra)}")
-        if kind == "get_portfolio_data" and "interval" in request:
-            raise ClientError("get_portfolio_data does not take 'interval'")
         return request
 
     @staticmethod
@@ -324,8 +335,8 @@ class PortfolioSocket(WebSocketHandler):
         if time.monotonic() >= self._due - slack:
             self.streams.enqueue(self)
 
-    def send_update(self, message: str, frame: bytes, seq: int) -> None:
-        """Write one update (``message``, framed) if the client has taken the last."""
+    def send_update(self, frame: bytes, seq: int) -> None:
+        """Write one update (a whole frame) if the client has taken the last."""
         if self.interval is None or self._closed or seq == self._last_sent:
             return
         if self._writing is not None and not self._writing.done():
@@ -339,19 +350,17 @@ class PortfolioSocket(WebSocketHandler):
             self._due = now + self.interval
         self._last_sent = seq
         self._owed = False
-        self._writing = self._write_frame(message, frame)
+        self._writing = self._write_frame(frame)
         if self._writing is not None:
             self._writing.add_done_callback(self._written)
 
-    def _write_frame(self, message: str, frame: bytes):
+    def _write_frame(self, frame: bytes):
         """Write a prepared frame straight to the stream: Tornado's ``write_message``
         would frame the same bytes again for every connection and make a task of each
         write. Frames are written whole, so they never interleave with its own."""
         ws = self.ws_connection
         if self._closed or ws is None or ws.is_closing():
             return None
-        if getattr(ws, "_compressor", None) is not None:  # not offered, but if ever
-            return self._write(message)
         try:
             return ws.stream.write(frame)
         except StreamClosedError:
