@@ -160,12 +160,20 @@ def test_binary_frames_and_floods_are_refused_without_closing(server):
         assert reply == {"type": "error", "message": "send text frames of JSON, not binary frames"}
         for _ in range(60):
             await client.send({"type": "get_portfolio_data"})
+        # A marker whose reply is known: once it is answered, every reply to the flood
+        # has arrived (messages are handled in order). Markers sent while messages are
+        # still being dropped are dropped too, so it is sent again until one is answered.
+        marker = {"type": "get_portfolio_data", "portfolio_id": "end-of-flood"}
+        answer = {"type": "error", "message": "no such portfolio: 'end-of-flood'"}
         replies = []
-        while len(replies) < 60:
+        while answer not in replies:
+            await client.send(marker)
             try:
-                replies.append(await client.receive(timeout=3))
+                while answer not in replies:
+                    replies.append(await client.receive(timeout=0.5))
             except asyncio.TimeoutError:
-                break
+                pass  # the marker was dropped: send it again
+        replies = replies[: replies.index(answer)]
         kinds = [r["type"] for r in replies]
         assert kinds.count("error") == 1
         assert "too many messages" in replies[kinds.index("error")]["message"]
