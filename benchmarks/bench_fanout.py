@@ -190,8 +190,14 @@ def _distinct_site(n: int) -> tuple[tuple[str, ...], list[str]]:
     return options, cookies
 
 
-def run(kind: str, n: int, window: float, warmup: float, shards: int) -> dict:
+def run(
+    kind: str, n: int, window: float, warmup: float, shards: int, client=None, route=None
+) -> dict:
     """One server, ``n`` sessions read by ``shards`` client processes.
+
+    ``client`` and ``route``: another kind of client process (same arguments as
+    `_client_process`) and the path it opens on a finflow server (bench_json.py's JSON
+    API clients).
 
     A client process reads its sessions' updates one after another, so the last of a
     tick's updates is stamped after the reader's work on all the others: latency that
@@ -200,9 +206,9 @@ def run(kind: str, n: int, window: float, warmup: float, shards: int) -> dict:
     """
     port = free_port()
     extra, cookies = _distinct_site(n) if kind == "distinct" else ((), None)
-    server = start_server("finflow" if kind == "distinct" else kind, port, extra)
+    server = start_server("baseline" if kind == "baseline" else "finflow", port, extra)
     proc = psutil.Process(server.pid)
-    route = "/baseline_app" if kind == "baseline" else "/portfolio"
+    route = route or ("/baseline_app" if kind == "baseline" else "/portfolio")
     url = f"http://127.0.0.1:{port}{route}"
     context = multiprocessing.get_context("spawn")
     workers = []
@@ -213,7 +219,8 @@ def run(kind: str, n: int, window: float, warmup: float, shards: int) -> dict:
             parent, child = context.Pipe()
             mine = cookies[sum(sizes[:i]) : sum(sizes[: i + 1])] if cookies else None
             worker = context.Process(
-                target=_client_process, args=(url, size, max(1, 16 // shards), child, mine)
+                target=client or _client_process,
+                args=(url, size, max(1, 16 // shards), child, mine),
             )
             worker.start()
             workers.append((worker, parent))

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import gc
 import json
-import multiprocessing
 import os
 import re
 import sys
@@ -25,32 +24,24 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_fanout import (  # noqa: E402
-    BAR_DELIVERED,
-    BAR_P99_MS,
-    GRACE_S,
-    feed_seq,
-    free_port,
-    start_server,
-    stop_server,
-)
-from benchmarks.bench_fanout import run as run_dashboard  # noqa: E402
+from benchmarks.bench_fanout import BAR_DELIVERED, BAR_P99_MS  # noqa: E402
+from benchmarks.bench_fanout import run as run_fanout  # noqa: E402
+from finflow_panel.client import portfolio_ws_url  # noqa: E402
 
 #: seq and timestamp of an update, read without parsing its holdings (the client is the
 #: measuring instrument: it must keep up with every connection's messages).
 _HEAD = re.compile(r'"seq":(\d+),"timestamp":([0-9.e+]+)')
 
 
-async def _client_shard(url: str, n: int, conn) -> None:
+async def _client_shard(url: str, n: int, concurrency: int, conn) -> None:
     from tornado.websocket import websocket_connect
 
     chunks: list[tuple[int, float, float]] = []
-    semaphore = asyncio.Semaphore(32)
+    semaphore = asyncio.Semaphore(2 * concurrency)
 
     async def follow(ws):
         while True:
@@ -84,70 +75,16 @@ async def _client_shard(url: str, n: int, conn) -> None:
     conn.send(np.array(chunks, dtype=np.float64).reshape(-1, 3).tobytes())
 
 
-def _client_process(url: str, n: int, conn) -> None:
-    asyncio.run(_client_shard(url, n, conn))
+def _client_process(url: str, n: int, concurrency: int, conn, cookies=None) -> None:
+    asyncio.run(_client_shard(portfolio_ws_url(url), n, concurrency, conn))
 
 
 def run(n: int, window: float, warmup: float, shards: int) -> dict:
-    port = free_port()
-    server = start_server("finflow", port)
-    proc = psutil.Process(server.pid)
-    url = f"ws://127.0.0.1:{port}/ws/portfolio/"
-    feed_url = f"http://127.0.0.1:{port}/api/feed"
-    context = multiprocessing.get_context("spawn")
-    workers = []
-    try:
-        rss_before = proc.memory_info().rss
-        for i in range(shards):
-            parent, child = context.Pipe()
-            size = n // shards + (i < n % shards)
-            worker = context.Process(target=_client_process, args=(url, size, child))
-            worker.start()
-            workers.append((worker, parent))
-        open_seconds = max(conn.recv() for _, conn in workers)
-        time.sleep(warmup)
-        rss_open = proc.memory_info().rss
-        clients = [psutil.Process(worker.pid) for worker, _ in workers]
-        cpu_before = sum(proc.cpu_times()[:2])
-        client_before = sum(sum(c.cpu_times()[:2]) for c in clients)
-        seq_before = feed_seq(feed_url)
-        started = time.monotonic()
-        time.sleep(window)
-        elapsed = time.monotonic() - started
-        window_end_ms = time.time() * 1000.0
-        seq_after = feed_seq(feed_url)
-        cpu = (sum(proc.cpu_times()[:2]) - cpu_before) / elapsed * 100
-        client_cpu = (sum(sum(c.cpu_times()[:2]) for c in clients) - client_before) / elapsed * 100
-        time.sleep(GRACE_S)
-        for _, conn in workers:
-            conn.send("stop")
-        rows = np.concatenate(
-            [np.frombuffer(conn.recv(), np.float64).reshape(-1, 3) for _, conn in workers]
-        )
-        in_window = (rows[:, 0] > seq_before) & (rows[:, 0] <= seq_after)
-        in_window &= rows[:, 2] <= window_end_ms + GRACE_S * 1000.0
-        ticks = seq_after - seq_before
-        latency = rows[in_window, 2] - rows[in_window, 1]
-        lat = latency if len(latency) else np.array([np.nan])
-        return {
-            "kind": "json",
-            "n": n,
-            "open_s": open_seconds,
-            "tick_rate": ticks / elapsed,
-            "updates_per_s": int(in_window.sum()) / elapsed,
-            "delivered": int(in_window.sum()) / (n * ticks),
-            "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)),
-            "cpu": cpu,
-            "client_cpu": client_cpu,
-            "rss_per_session_kb": (rss_open - rss_before) / n / 1024,
-        }
-    finally:
-        for worker, _ in workers:
-            worker.join(timeout=60)
-            if worker.is_alive():
-                worker.kill()
-        stop_server(server)
+    """bench_fanout's run, with JSON API clients instead of dashboard sessions."""
+    return {
+        **run_fanout("json", n, window, warmup, shards, _client_process, "/ws/portfolio/"),
+        "kind": "json",
+    }
 
 
 def main() -> None:
@@ -174,7 +111,7 @@ def main() -> None:
         if kind == "json":
             r = run(n, args.window, args.warmup, args.client_processes)
         else:
-            r = run_dashboard("finflow", n, args.window, args.warmup, args.client_processes)
+            r = run_fanout("finflow", n, args.window, args.warmup, args.client_processes)
         ok = r["delivered"] >= BAR_DELIVERED and r["p99"] < BAR_P99_MS
         print(f"{kind:<10}{n:>6}{r['open_s']:>8.1f}{r['tick_rate']:>8.2f}"
               f"{r['updates_per_s']:>9.1f}{r['delivered'] * 100:>9.1f}%{r['p50']:>9.1f}"
