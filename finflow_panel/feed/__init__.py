@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from .alerts import CONDITIONS, PORTFOLIO, Alert, AlertBook, AlertError, AlertEvent
 from .redis_feed import RedisFeed, RedisUnavailable
 from .ring import TickBatch, TickRing
 from .shared import MAX_HISTORY, SharedFeed, Subscriber
 
 __all__ = [
+    "CONDITIONS",
+    "PORTFOLIO",
+    "Alert",
+    "AlertBook",
+    "AlertError",
+    "AlertEvent",
     "MAX_HISTORY",
     "RedisFeed",
     "RedisUnavailable",

@@ -12,6 +12,7 @@ import numpy as np
 import param
 
 from ..sim import RandomWalk
+from .alerts import AlertBook
 from .ring import TickBatch, TickRing
 
 __all__ = ["MAX_HISTORY", "SharedFeed", "Subscriber"]
@@ -81,6 +82,8 @@ class SharedFeed(param.Parameterized):
         self._open_prices = walk.prices
         self._open_day: int | None = None
         self._open_version = 0
+        self._alerts: AlertBook | None = None
+        self._alerts_seq = -1
         self.param.watch(self._reschedule, ["tick", "paused", "always_on"])
         if self.always_on:
             self.start()
@@ -164,7 +167,30 @@ class SharedFeed(param.Parameterized):
             except Exception:
                 log.exception("subscriber %r failed on a change of feed state", subscriber)
 
+    @property
+    def alerts(self) -> AlertBook:
+        """Every price alert on this market, checked on each tick before subscribers hear
+        of it: ``feed.alerts.add("AAPL", "above", 190, callback=print)``."""
+        if self._alerts is None:
+            self._alerts = AlertBook(self.symbols)
+            self._alerts_seq = self.last_seq
+        return self._alerts
+
+    def _check_alerts(self) -> None:
+        book = self._alerts
+        if book is None:
+            return
+        if book:
+            # At most the newest 100 ticks (a feed catching up after an outage).
+            batch = self._ring.since(max(self._alerts_seq, self.last_seq - 100))
+            try:
+                book.evaluate_batch(batch, self._open_prices)
+            except Exception:
+                log.exception("checking alerts on tick %d failed", self.last_seq)
+        self._alerts_seq = self.last_seq
+
     def _notify(self) -> None:
+        self._check_alerts()
         for subscriber in list(self._subscribers):
             try:
                 subscriber.on_tick(self)
