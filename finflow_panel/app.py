@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import resource
 from collections import Counter
@@ -22,10 +23,11 @@ import panel as pn
 from bokeh.application.handlers.handler import Handler
 from bokeh.settings import settings
 from panel.io.application import build_applications
+from panel.reactive import ReactiveMetaBase
 from tornado.process import task_id
 from tornado.web import RequestHandler
 
-from finflow_panel.feed import MAX_HISTORY, RedisFeed, SharedFeed
+from finflow_panel.feed import MAX_HISTORY, PORTFOLIO, RedisFeed, SharedFeed
 from finflow_panel.feed.redis_feed import redacted
 from finflow_panel.model import Portfolio, Universe
 from finflow_panel.server import SessionAdmission, ValidateFirstDocument
@@ -61,6 +63,9 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -312,12 +317,51 @@ HEAP_POLICY = SessionHeapPolicy()
 SESSIONS_BUILT = Counter()
 
 
+#: Panel's notifications' script and style, served by Panel from its own bundle.
+_NOTYF = "static/extensions/panel/bundled/notificationarea/notyf@3/notyf.min"
+
 #: Panel's page, sized to the device: without a viewport tag a phone lays the page out
-#: 980 px wide and shrinks it to fit. Compiled once; each session's document points at it.
+#: 980 px wide and shrinks it to fit. It also loads Notyf, which alert toasts (Panel's
+#: notifications, added to a page once an alert exists) need before they are shown: a
+#: cached static file for the browser, nothing for the server per session.
+#: Compiled once; each session's document points at it.
 PAGE_TEMPLATE = jinja2.Environment().from_string(
     "{% extends base %}{% block preamble %}{{ super() }}"
-    '<meta name="viewport" content="width=device-width, initial-scale=1">{% endblock %}'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    f'<link rel="stylesheet" href="{_NOTYF}.css"><script defer src="{_NOTYF}.js"></script>'
+    "{% endblock %}"
 )
+
+
+#: URL query arguments that set the charts' options: a link opens the page as it was
+#: shared (``/portfolio?chart=Candles&indicators=SMA,Bollinger&prices=price``).
+_CHART_ARGS = {
+    "chart": ("chart", str),
+    "series": ("series", str),
+    "bar": ("bar_ticks", int),
+    "indicators": ("indicators", lambda text: [i for i in text.split(",") if i]),
+    "window": ("window", int),
+    "prices": ("price_view", {"percent": "% change", "price": "Price"}.__getitem__),
+}
+
+
+def chart_options(args: dict) -> dict:
+    """`LiveDashboard` chart options from a page's query arguments; one that is not
+    valid is left out (with a log line): a bad link still opens the dashboard."""
+    options = {}
+    for key, (name, parse) in _CHART_ARGS.items():
+        raw = (args.get(key) or [None])[0]
+        if raw is None:
+            continue
+        text = raw.decode(errors="replace")[:200] if isinstance(raw, bytes) else str(raw)[:200]
+        try:
+            value = parse(text)
+            LiveDashboard.param[name]._validate(value)
+        except (KeyError, TypeError, ValueError) as error:
+            log.info("ignored chart option %s=%r: %s", key, text, error)
+            continue
+        options[name] = value
+    return options
 
 
 def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
@@ -330,10 +374,17 @@ def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
         # Panel's browser-info model (language, timezone, ...) is one more model per
         # document and seven messages from every page as it opens; nothing here reads it.
         pn.config.browser_info = False
+        # PAGE_TEMPLATE loads Notyf, which Panel's notifications (alert toasts) need:
+        # Panel would otherwise warn that the 'notifications' extension was not loaded.
+        ReactiveMetaBase._loaded_extensions.add("notifications")
     # The dashboard is the page: a template would cost every session about a third
     # more server CPU to open (its own models, stylesheets and per-session rendering).
+    portfolio = process_portfolio(config)
+    options = chart_options(pn.state.session_args if pn.state.curdoc is not None else {})
+    if options.get("series", PORTFOLIO) not in (PORTFOLIO, *portfolio.symbols):
+        del options["series"]
     dashboard = LiveDashboard(
-        portfolio=process_portfolio(config), feed=process_feed(config), interval=config.interval
+        portfolio=portfolio, feed=process_feed(config), interval=config.interval, **options
     )
     if config.sign_in and pn.state.curdoc is not None and pn.state.user:
         # The user's own portfolios load once the page is up (the store is never waited

@@ -11,6 +11,7 @@ from bokeh.models import (
     CDSView,
     ColumnDataSource,
     CustomJSExpr,
+    CustomJSFilter,
     DataRange1d,
     DatetimeAxis,
     DatetimeTicker,
@@ -28,19 +29,25 @@ from bokeh.models import (
     Plot,
     ResetTool,
     SaveTool,
+    Segment,
     Title,
     Toolbar,
+    VBar,
     WheelZoomTool,
 )
 from bokeh.palettes import Category10_10
 
 __all__ = [
+    "INDICATORS",
     "add_symbol_lines",
+    "candle_renderers",
+    "indicator_renderers",
     "chart_source",
     "lean_lines",
     "portfolio_figure",
     "portfolio_value",
     "prices_figure",
+    "series_value",
     "set_portfolio_value",
     "set_symbol_lines",
     "shared_x_range",
@@ -259,22 +266,48 @@ def set_portfolio_value(fig, symbols, quantities) -> None:
             renderer.glyph.y = {"expr": portfolio_value(symbols, quantities)}
 
 
+PRICE_LABEL, PERCENT_LABEL = "Price ($)", "Change since open (%)"
+
+
 def prices_figure(
     source: ColumnDataSource,
     x_range: DataRange1d,
     symbols: tuple[str, ...],
     view: CDSView | None = None,
     time_axis: TimeAxis | None = None,
+    reference=None,
 ):
-    """One line per symbol; clicking a legend entry hides its line."""
-    fig = _figure("Prices", x_range, "Price ($)", time_axis)
-    add_symbol_lines(fig, source, "time", symbols, time_format="%H:%M:%S", view=view)
+    """One line per symbol; clicking a legend entry hides its line.
+
+    With ``reference`` (each symbol's price at the day's open) the lines show the %
+    change since then, worked out in the browser from the raw price columns.
+    """
+    fig = _figure("Prices", x_range, PERCENT_LABEL if reference else PRICE_LABEL, time_axis)
+    add_symbol_lines(
+        fig, source, "time", symbols, time_format="%H:%M:%S", view=view, reference=reference
+    )
     fig.legend.label_text_font_size = "11px"
     return fig
 
 
+#: A symbol's % change from its reference price at every row, in the browser.
+_PERCENT_CODE = "return (this.data[column] ?? []).map((p) => (p / reference - 1) * 100)"
+
+
+def _percent(symbol: str, reference: float) -> dict:
+    return {
+        "expr": CustomJSExpr(args={"column": symbol, "reference": reference}, code=_PERCENT_CODE)
+    }
+
+
 def add_symbol_lines(
-    fig, source: ColumnDataSource, x: str, symbols, time_format: str, view: CDSView | None = None
+    fig,
+    source: ColumnDataSource,
+    x: str,
+    symbols,
+    time_format: str,
+    view: CDSView | None = None,
+    reference=None,
 ) -> list[GlyphRenderer]:
     """One line per symbol column of ``source``, one hover tool for all, and a legend
     whose entries hide their line when clicked.
@@ -289,30 +322,34 @@ def add_symbol_lines(
     view = view or CDSView()
     fig.add_layout(Legend(click_policy="hide", location="top_left"))
     hover = HoverTool(
-        tooltips=[
-            ("symbol", "$name"),
-            ("time", f"$x{{{time_format}}}"),
-            ("price", "$y{0,0.00}"),
-        ],
+        tooltips=[("symbol", "$name"), ("time", f"$x{{{time_format}}}"), ("price", "$y{0,0.00}")],
         formatters={"$x": "datetime"},
     )
     fig.add_tools(hover)
-    return set_symbol_lines(fig, source, x, symbols, view)
+    return set_symbol_lines(fig, source, x, symbols, view, reference)
 
 
-def set_symbol_lines(fig, source, x: str, symbols, view: CDSView | None = None) -> list:
+def set_symbol_lines(
+    fig, source, x: str, symbols, view: CDSView | None = None, reference=None
+) -> list:
     """Make ``fig``'s symbol lines (and legend entries) those of ``symbols``: the lines
-    of an `add_symbol_lines` chart, switched to other holdings in place."""
+    of an `add_symbol_lines` chart, switched to other holdings in place. With
+    ``reference`` (one price per symbol) they show the % change from it."""
     old = fig.renderers  # the chart's only renderers are its symbol lines
     view = view or (old[0].view if old else CDSView())
+    ys = (
+        list(symbols)
+        if reference is None
+        else [_percent(*pair) for pair in zip(symbols, reference, strict=True)]
+    )
     lines = [
         GlyphRenderer(
             data_source=source,
             view=view,
-            glyph=Line(x=x, y=symbol, line_width=1.6, line_color=Category10_10[i % 10]),
+            glyph=Line(x=x, y=y, line_width=1.6, line_color=Category10_10[i % 10]),
             name=symbol,
         )
-        for i, symbol in enumerate(symbols)
+        for i, (symbol, y) in enumerate(zip(symbols, ys, strict=True))
     ]
     lean_lines(lines)
     fig.renderers = lines
@@ -322,4 +359,169 @@ def set_symbol_lines(fig, source, x: str, symbols, view: CDSView | None = None) 
     ]
     for hover in fig.select(type=HoverTool):
         hover.renderers = lines
+        hover.tooltips[-1] = (
+            ("price", "$y{0,0.00}") if reference is None else ("change", "$y{+0.00}%")
+        )
+    fig.left[0].axis_label = PRICE_LABEL if reference is None else PERCENT_LABEL
+    return lines
+
+
+# -- candles and indicators -------------------------------------------------------------
+#
+# Worked out in the browser from the rows the session already holds, like the value line:
+# the server streams the same price rows whatever a session shows.
+
+#: The chosen series (a portfolio's value, or one symbol: one holding of quantity 1) at
+#: every row, as `_VALUE_CODE` sums it.
+_SERIES_JS = """
+const n = this.get_length() ?? 0
+const v = new Float64Array(n)
+for (let j = 0; j < symbols.length; j++) {
+  const prices = this.data[symbols[j]]
+  if (prices == null) { continue }
+  for (let i = 0; i < n; i++) { v[i] += prices[i] * quantities[j] }
+}
+"""
+
+#: OHLC bars of ``bar`` ticks, bars aligned on sequence numbers (tick k is in bar
+#: floor(k / bar)), so every session draws the same bars; each row holds its bar's
+#: values so far, and the view shows the last row of each bar: a forming bar changes
+#: in place as its ticks arrive. ``part`` picks the output.
+_CANDLE_CODE = (
+    _SERIES_JS
+    + """
+const seq = this.data.seq, time = this.data.time
+const out = part === "color" ? new Array(n) : new Float64Array(n)
+let open = 0, high = 0, low = 0, first = 0
+for (let i = 0; i < n; i++) {
+  const b = Math.floor(seq[i] / bar)
+  if (i === 0 || Math.floor(seq[i - 1] / bar) !== b) {
+    open = high = low = v[i]
+    first = time[i] - (seq[i] - b * bar) * tick
+  }
+  high = Math.max(high, v[i]); low = Math.min(low, v[i])
+  const close = v[i]
+  switch (part) {
+    case "x": out[i] = first + (bar - 1) * tick / 2; break
+    case "high": out[i] = high; break
+    case "low": out[i] = low; break
+    case "top": out[i] = Math.max(open, close); break
+    case "bottom": out[i] = Math.min(open, close); break
+    case "color": out[i] = close >= open ? "#16a34a" : "#dc2626"; break
+  }
+}
+return out
+"""
+)
+
+#: The last row of each bar: the rows candles are drawn from.
+_BAR_ENDS_CODE = """
+const seq = source.data.seq ?? []
+const out = []
+for (let i = 0; i < seq.length; i++) {
+  if (i === seq.length - 1 || Math.floor(seq[i + 1] / bar) !== Math.floor(seq[i] / bar)) {
+    out.push(i)
+  }
+}
+return out
+"""
+
+#: A moving average (simple or exponential) or a Bollinger band (the simple average
+#: plus or minus two standard deviations) of the last ``window`` rows, NaN (a gap)
+#: until there are that many.
+_INDICATOR_CODE = (
+    _SERIES_JS
+    + """
+const out = new Float64Array(n).fill(NaN)
+if (kind === "ema") {
+  const alpha = 2 / (window + 1)
+  let ema = NaN
+  for (let i = 0; i < n; i++) {
+    ema = i === 0 ? v[0] : alpha * v[i] + (1 - alpha) * ema
+    if (i >= window - 1) { out[i] = ema }
+  }
+  return out
+}
+let sum = 0, squares = 0
+for (let i = 0; i < n; i++) {
+  sum += v[i]; squares += v[i] * v[i]
+  if (i >= window) { sum -= v[i - window]; squares -= v[i - window] * v[i - window] }
+  if (i < window - 1) { continue }
+  const mean = sum / window
+  const sd = Math.sqrt(Math.max(squares / window - mean * mean, 0))
+  out[i] = kind === "upper" ? mean + 2 * sd : (kind === "lower" ? mean - 2 * sd : mean)
+}
+return out
+"""
+)
+
+#: Indicator names as the dashboard offers them, and the lines each draws.
+INDICATORS = {"SMA": ("sma",), "EMA": ("ema",), "Bollinger": ("upper", "lower")}
+_INDICATOR_STYLE = {
+    "sma": ("#f59e0b", "solid"),
+    "ema": ("#7c3aed", "solid"),
+    "upper": ("#64748b", "dashed"),
+    "lower": ("#64748b", "dashed"),
+}
+
+
+def series_value(symbols, quantities) -> dict:
+    """Args naming a series: a portfolio's holdings, or ``[symbol], [1.0]``."""
+    return {"symbols": list(symbols), "quantities": [float(q) for q in quantities]}
+
+
+def candle_renderers(source, series: dict, bar: int, tick_ms: float) -> list[GlyphRenderer]:
+    """Wicks (`Segment`) and bodies (`VBar`) of ``bar``-tick candles of ``series``,
+    green when a bar closed at or above its open, red below."""
+
+    def part(name: str) -> dict:
+        args = {**series, "bar": int(bar), "tick": float(tick_ms), "part": name}
+        return {"expr": CustomJSExpr(args=args, code=_CANDLE_CODE)}
+
+    view = CDSView(filter=CustomJSFilter(args={"bar": int(bar)}, code=_BAR_ENDS_CODE))
+    color = part("color")
+    x = part("x")
+    wicks = GlyphRenderer(
+        data_source=source,
+        view=view,
+        glyph=Segment(x0=x, x1=x, y0=part("low"), y1=part("high"), line_color=color),
+        name="candle_wicks",
+    )
+    bodies = GlyphRenderer(
+        data_source=source,
+        view=view,
+        glyph=VBar(
+            x=x,
+            width=0.7 * bar * tick_ms,
+            top=part("top"),
+            bottom=part("bottom"),
+            fill_color=color,
+            line_color=color,
+        ),
+        name="candle_bodies",
+    )
+    lean_lines([wicks, bodies])
+    return [wicks, bodies]
+
+
+def indicator_renderers(source, view, series: dict, names, window: int) -> list[GlyphRenderer]:
+    """Lines of the chosen ``names`` of `INDICATORS` over ``window`` rows of ``series``."""
+    lines = []
+    for name in names:
+        for kind in INDICATORS[name]:
+            color, dash = _INDICATOR_STYLE[kind]
+            y = CustomJSExpr(
+                args={**series, "kind": kind, "window": int(window)}, code=_INDICATOR_CODE
+            )
+            lines.append(
+                GlyphRenderer(
+                    data_source=source,
+                    view=view,
+                    glyph=Line(
+                        x="time", y={"expr": y}, line_color=color, line_dash=dash, line_width=1.4
+                    ),
+                    name=f"indicator_{kind}",
+                )
+            )
+    lean_lines(lines)
     return lines

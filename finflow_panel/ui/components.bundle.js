@@ -184,6 +184,103 @@ function render({ model, el, view }) {
 return { render }
 })()
 
+const ChartControls = (() => {
+function render({ model, el, view }) {
+  const bar = document.createElement("div")
+  bar.className = "ff-controls"
+  bar.setAttribute("role", "toolbar")
+  bar.setAttribute("aria-label", "Chart options")
+  const field = (label, input) => {
+    const wrap = document.createElement("label")
+    wrap.className = "ff-field"
+    wrap.append(label, input)
+    return wrap
+  }
+  const group = (label, options, pressed, press) => {
+    const box = document.createElement("div")
+    box.className = "ff-group"
+    box.setAttribute("role", "group")
+    box.setAttribute("aria-label", label)
+    const buttons = options.map((option) => {
+      const b = document.createElement("button")
+      b.type = "button"
+      b.textContent = option
+      b.addEventListener("click", () => press(option))
+      box.append(b)
+      return b
+    })
+    const sync = () => buttons.forEach((b, i) =>
+      b.setAttribute("aria-pressed", String(pressed(options[i]))))
+    return [box, sync]
+  }
+  const series = document.createElement("select")
+  series.addEventListener("change", () => { model.series = series.value })
+  const size = document.createElement("select")
+  size.addEventListener("change", () => { model.bar_ticks = Number(size.value) })
+  const win = document.createElement("input")
+  win.type = "number"; win.min = "2"; win.max = "500"; win.step = "1"
+  win.addEventListener("change", () => {
+    const n = Number(win.value)
+    if (Number.isInteger(n) && n >= 2 && n <= 500) { model.window = n }
+    else { win.value = model.window }
+  })
+  const [style, syncStyle] = group("Chart", ["Line", "Candles"],
+    (o) => model.chart === o, (o) => { model.chart = o })
+  const [marks, syncMarks] = group("Indicators", model.indicator_choices,
+    (o) => model.indicators.includes(o),
+    (o) => { model.indicators = model.indicators.includes(o) ?
+      model.indicators.filter((x) => x !== o) : [...model.indicators, o] })
+  const [scale, syncScale] = group("Prices", ["% change", "Price"],
+    (o) => model.price_view === o, (o) => { model.price_view = o })
+  const download = document.createElement("button")
+  download.type = "button"
+  download.className = "ff-download"
+  download.textContent = "Download CSV"
+  download.addEventListener("click", () => {
+    const source = view.model.document.get_model_by_id(model.source_id)
+    if (source == null) { return }
+    const d = source.data, n = d.time.length
+    const head = ["time", "seq", ...model.symbols, "portfolio_value"]
+    const lines = [head.join(",")]
+    for (let i = 0; i < n; i++) {
+      const prices = model.symbols.map((s) => d[s][i])
+      const value = prices.reduce((a, p, j) => a + p * model.quantities[j], 0)
+      lines.push([new Date(d.time[i]).toISOString(), d.seq[i], ...prices, value].join(","))
+    }
+    const blob = new Blob([lines.join("\n") + "\n"], {type: "text/csv"})
+    const a = document.createElement("a")
+    a.href = URL.createObjectURL(blob)
+    a.download = "finflow-history.csv"
+    document.body.append(a); a.click(); a.remove()
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000)
+  })
+  const alerts = document.createElement("button")
+  alerts.type = "button"
+  alerts.className = "ff-alerts-toggle"
+  alerts.textContent = "Alerts"
+  alerts.addEventListener("click", () => { model.alerts_open = !model.alerts_open })
+  bar.append(field("Series", series), style, field("Bar", size), marks,
+             field("Window", win), scale, alerts, download)
+  const draw = () => {
+    series.innerHTML = ["Portfolio", ...model.symbols]
+      .map((s) => `<option value="${s}">${s}</option>`).join("")
+    series.value = model.series
+    size.innerHTML = model.bar_choices
+      .map((n) => `<option value="${n}">${n} ticks</option>`).join("")
+    size.value = String(model.bar_ticks)
+    size.disabled = model.chart !== "Candles"
+    win.value = model.window
+    alerts.setAttribute("aria-pressed", String(model.alerts_open))
+    syncStyle(); syncMarks(); syncScale()
+  }
+  model.on(["series", "chart", "bar_ticks", "indicators", "window", "price_view",
+            "symbols", "bar_choices", "alerts_open"], draw)
+  draw()
+  el.append(bar)
+}
+return { render }
+})()
+
 const ConnectionStatus = (() => {
 function render({ model, el, view }) {
   const pill = document.createElement("span")
@@ -235,4 +332,4 @@ function render({ model, el, view }) {
 return { render }
 })()
 
-export default { KpiCards, HoldingsTable, Diagnostics, ConnectionStatus }
+export default { KpiCards, HoldingsTable, Diagnostics, ChartControls, ConnectionStatus }

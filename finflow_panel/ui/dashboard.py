@@ -13,24 +13,31 @@ import panel as pn
 import param
 from bokeh.models import CDSView
 
-from ..feed import SharedFeed, TickBatch
+from ..feed import PORTFOLIO, SharedFeed, TickBatch
 from ..model import Portfolio
+from .alerts import AlertsCard
 from .charts import (
+    INDICATORS,
+    candle_renderers,
     chart_source,
+    indicator_renderers,
     portfolio_figure,
+    portfolio_value,
     prices_figure,
-    set_portfolio_value,
+    series_value,
     set_symbol_lines,
     shared_x_range,
     time_ticks,
 )
-from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
+from .components import ChartControls, ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
 from .fanout import BokehWire, FanOut, SharedUpdate
 
 __all__ = ["MAX_HOLDINGS", "LiveDashboard", "check_portfolio"]
 
 log = logging.getLogger(__name__)
 
+#: The chart options the browser may set (`ChartControls`), besides ``price_view``.
+_CHART_OPTIONS = ("series", "chart", "bar_ticks", "indicators", "window", "price_view")
 #: Column names the chart source always has; monitoring tools read ``time`` and ``seq``.
 RESERVED_COLUMNS = ("time", "seq", "total_value")
 #: Holdings one dashboard shows (a line, a legend entry and a table row each); the
@@ -87,10 +94,11 @@ def check_portfolio(portfolio: Portfolio, symbols: tuple[str, ...] | None = None
 _INITIAL_ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _release(unsubscribe, session_context) -> None:
+def _release(unsubscribe, alerts_card, session_context) -> None:
     # Runs after Bokeh has destroyed the session (module globals of an app script may
     # already be cleared), so everything it needs is bound here.
     unsubscribe()
+    alerts_card.close()
 
 
 class LiveDashboard(pn.viewable.Viewer):
@@ -123,6 +131,20 @@ class LiveDashboard(pn.viewable.Viewer):
         default=None, allow_None=True, bounds=(1, None), doc="Rows kept (default feed.history)."
     )
     title = param.String(default="FinFlow \u00b7 live portfolio", doc="Heading.")
+    price_view = param.Selector(
+        default="% change",
+        objects=["% change", "Price"],
+        doc="Prices chart: each symbol's % change since the day's open, or its price.",
+    )
+    series = param.String(
+        default=PORTFOLIO, doc="What the left chart shows: Portfolio (its value) or a held symbol."
+    )
+    chart = param.Selector(default="Line", objects=["Line", "Candles"], doc="Left chart's style.")
+    bar_ticks = param.Selector(default=10, objects=[10, 30, 60], doc="Ticks per candle.")
+    indicators = param.ListSelector(
+        default=[], objects=list(INDICATORS), doc="Indicators drawn on the left chart."
+    )
+    window = param.Integer(default=20, bounds=(2, 500), doc="Rows the indicators average over.")
 
     #: Every dashboard still in memory, weakly held: a closed session's must go.
     instances: weakref.WeakSet = weakref.WeakSet()
@@ -136,6 +158,8 @@ class LiveDashboard(pn.viewable.Viewer):
             self.feed = SharedFeed(self.portfolio.random_walk(), tick=1.0)
         symbols = self.portfolio.symbols
         check_portfolio(self.portfolio, self.feed.symbols)
+        if self.series not in self._series_options():
+            raise ValueError(f"series {self.series!r}: must be Portfolio or a held symbol")
         if self.rollover is None:
             self.rollover = self.feed.history
         self._columns = np.array([self.feed.symbols.index(s) for s in symbols])
@@ -175,6 +199,7 @@ class LiveDashboard(pn.viewable.Viewer):
         self._diagnostics = Diagnostics(**view, sizing_mode="stretch_width", margin=(10, 10))
         self._diagnostics.param.watch(self._on_diagnostics_open, "open")
         self._views = (self._kpis, self.table, self._diagnostics)
+        self.alerts_card = AlertsCard(self)
         self._status = ConnectionStatus(
             margin=(12, 10), feed_stalled=bool(getattr(self.feed, "stalled", False))
         )
@@ -192,8 +217,14 @@ class LiveDashboard(pn.viewable.Viewer):
         value_fig = portfolio_figure(
             self.source, x_range, symbols, self.portfolio.quantities, view, ticks
         )
-        price_fig = prices_figure(self.source, x_range, symbols, view, ticks)
+        price_fig = prices_figure(
+            self.source, x_range, symbols, view, ticks, reference=self._percent_reference()
+        )
         self._figures = (value_fig, price_fig)
+        self._view = view
+        self._value_line = value_fig.renderers[0]
+        if (self.series, self.chart, self.indicators) != (PORTFOLIO, "Line", []):
+            self._redraw_left()  # options given when made (a notebook, a shared link)
         self._bokeh_panes = [
             pn.pane.Bokeh(value_fig, sizing_mode="stretch_width"),
             pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
@@ -237,11 +268,134 @@ class LiveDashboard(pn.viewable.Viewer):
         return pn.Column(
             header,
             self._kpis,
+            self._chart_controls(),
             pn.Row(*self._bokeh_panes, sizing_mode="stretch_width", stylesheets=[_STACK_CSS]),
             self.table,
             self._diagnostics,
             sizing_mode="stretch_width",
         )
+
+    def _chart_controls(self) -> ChartControls:
+        """The charts' options (series, Line / Candles, bar length, indicators and their
+        window for the left chart; % change / Price for the right) and the CSV download:
+        one browser-drawn component, checked here as each option arrives."""
+        controls = ChartControls(
+            **self._holdings_view(),
+            source_id=self.source.id,
+            series=self.series,
+            chart=self.chart,
+            bar_ticks=self.bar_ticks,
+            bar_choices=list(self.param.bar_ticks.objects),
+            indicators=list(self.indicators),
+            indicator_choices=list(INDICATORS),
+            window=self.window,
+            price_view=self.price_view,
+            sizing_mode="stretch_width",
+            margin=(0, 10),
+        )
+        controls.param.watch(self._on_chart_input, list(_CHART_OPTIONS))
+        controls.param.watch(self._on_alerts_open, "alerts_open")
+        self._controls = controls
+        self._views = (*self._views, controls)
+        return controls
+
+    def _series_options(self) -> list[str]:
+        return [PORTFOLIO, *self.portfolio.symbols]
+
+    def _on_chart_input(self, event) -> None:
+        """A chart option from the browser. One this view refuses (a client's own
+        edit: out of range, unknown) gets one log line and the controls show the
+        current option again."""
+        value = event.new
+        try:
+            if event.name == "series" and value not in self._series_options():
+                raise ValueError(f"{value!r} is not held")
+            if event.name == "indicators" and len(set(value)) != len(value):
+                raise ValueError("repeated indicator")
+            setattr(self, event.name, value)
+        except (ValueError, TypeError) as error:
+            log.warning("refused chart option %s=%r from a browser: %s", event.name, value, error)
+            setattr(self._controls, event.name, getattr(self, event.name))
+
+    def _on_alerts_open(self, event) -> None:
+        self.show_alerts(event.new)
+
+    def show_alerts(self, show: bool = True) -> None:
+        """Show (or hide) the Alerts card below the holdings; its alerts stay either way."""
+        card = self.alerts_card.build()
+        items = list(self._layout)
+        shown = any(item is card for item in items)
+        with pn.io.hold(self._doc if self._server else None):
+            if show and not shown:
+                after = next(i for i, item in enumerate(items) if item is self.table)
+                self._layout.insert(after + 1, card)
+            elif not show and shown:
+                self._layout.remove(card)
+            self._controls.alerts_open = show
+
+    def _sync_controls(self, name: str) -> None:
+        controls = getattr(self, "_controls", None)
+        value = getattr(self, name)
+        if controls is not None and getattr(controls, name) != value:
+            setattr(controls, name, list(value) if name == "indicators" else value)
+
+    @param.depends("series", "chart", "bar_ticks", "indicators", "window", watch=True)
+    def _on_chart_options(self) -> None:
+        if self.series not in self._series_options():
+            wrong = self.series
+            with param.discard_events(self):
+                self.series = PORTFOLIO
+            raise ValueError(f"series {wrong!r}: must be Portfolio or a held symbol")
+        for name in _CHART_OPTIONS:
+            self._sync_controls(name)
+        self._redraw_left()
+
+    @param.depends("price_view", watch=True)
+    def _on_price_view(self) -> None:
+        self._sync_controls("price_view")
+        self._redraw_prices()
+
+    def _percent_reference(self) -> list | None:
+        return self._reference().tolist() if self.price_view == "% change" else None
+
+    def _series_args(self) -> dict:
+        if self.series == PORTFOLIO:
+            return series_value(self.portfolio.symbols, self.portfolio.quantities)
+        return series_value([self.series], [1.0])
+
+    def _redraw_left(self) -> None:
+        """The left chart's renderers for the current options: the series' line or its
+        candles, and the chosen indicators (made when first asked for: a session that
+        never uses them never builds them)."""
+        value_fig = self._figures[0]
+        args = self._series_args()
+        with pn.io.hold(self._doc if self._server else None):
+            line = self._value_line
+            line.glyph.y = {"expr": portfolio_value(args["symbols"], args["quantities"])}
+            line.visible = self.chart == "Line"
+            renderers = [line]
+            if self.chart == "Candles":
+                tick_ms = self.feed.tick * 1000.0
+                renderers += candle_renderers(self.source, args, self.bar_ticks, tick_ms)
+            renderers += indicator_renderers(
+                self.source, self._view, args, self.indicators, self.window
+            )
+            value_fig.renderers = renderers
+            what = "Portfolio value" if self.series == PORTFOLIO else f"{self.series} price"
+            value_fig.title.text = what + (" \u00b7 candles" if self.chart == "Candles" else "")
+        self._push()
+
+    def _redraw_prices(self) -> None:
+        with pn.io.hold(self._doc if self._server else None):
+            set_symbol_lines(
+                self._figures[1], self.source, "time", self.portfolio.symbols,
+                reference=self._percent_reference(),
+            )  # fmt: skip
+        self._push()
+
+    def _push(self) -> None:
+        if not self._server and getattr(self, "_bokeh_panes", None):
+            pn.io.push_notebook(*self._bokeh_panes)
 
     def personalize(self, header=(), sections=()) -> None:
         """Add a signed-in user's controls: ``header`` items after the title,
@@ -283,17 +437,22 @@ class LiveDashboard(pn.viewable.Viewer):
         self._shown = self.portfolio
         symbols = self.portfolio.symbols
         self._columns = np.array([self.feed.symbols.index(s) for s in symbols])
-        value_fig, price_fig = self._figures
+        price_fig = self._figures[1]
         with pn.io.hold(self._doc if self._server else None):
             holdings = self._holdings_view()
             for view in self._views:
                 view.param.update(holdings)
             self.table.param.update(names=list(self.portfolio.names), cost_basis=self._cost_basis())
-            set_portfolio_value(value_fig, symbols, self.portfolio.quantities)
-            set_symbol_lines(price_fig, self.source, "time", symbols)
+            if self.series not in self._series_options():
+                self.series = PORTFOLIO  # redraws the left chart
+            else:
+                self._redraw_left()
+            set_symbol_lines(
+                price_fig, self.source, "time", symbols, reference=self._percent_reference()
+            )
             self._heading.object = self._heading_html()
-        if not self._server:
-            pn.io.push_notebook(*self._bokeh_panes)
+        self.alerts_card.portfolio_changed()
+        self._push()
 
     def __panel__(self) -> pn.viewable.Viewable:
         self._attach(pn.state.curdoc)
@@ -311,7 +470,7 @@ class LiveDashboard(pn.viewable.Viewer):
         unsubscribe = self.feed.subscribe(self)
         self._unsubscribe = unsubscribe
         if self._server:
-            doc.on_session_destroyed(partial(_release, unsubscribe))
+            doc.on_session_destroyed(partial(_release, unsubscribe, self.alerts_card))
             # Panel sends a session's changes only once its page reports it has rendered
             # (document_ready); until then the document is pulled whole on connect.
             pn.state.onload(self._on_ready)
@@ -344,9 +503,11 @@ class LiveDashboard(pn.viewable.Viewer):
             self._status.feed_stalled = stalled
 
     def close(self) -> None:
-        """Stop following the feed (sessions do this by themselves when they end)."""
+        """Stop following the feed and drop this view's alerts (sessions do this by
+        themselves when they end)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self.alerts_card.close()
 
     def on_tick(self, feed: SharedFeed) -> None:
         """Called by the feed after each tick, on its event loop, outside any document lock."""
@@ -518,6 +679,8 @@ class LiveDashboard(pn.viewable.Viewer):
                 reference = self._reference().tolist()
                 for view in self._views:
                     view.reference = reference
+                if self.price_view == "% change":
+                    self._redraw_prices()
             if self._stats_due(now):
                 self._send_server_stats(now)
         if not self._server:

@@ -174,3 +174,22 @@ def test_users_portfolios_default_to_the_markets_redis_then_to_sqlite():
         "sqlite:///x.db"
     )
     assert not ServeConfig().sign_in and ServeConfig(oauth_provider="github").sign_in
+
+
+def test_chart_options_come_from_a_links_query_and_bad_ones_are_left_out():
+    from finflow_panel.app import chart_options
+
+    args = {
+        "chart": [b"Candles"], "bar": [b"30"], "indicators": [b"SMA,Bollinger"],
+        "window": [b"50"], "prices": [b"price"], "series": [b"AAPL"],
+    }  # fmt: skip
+    assert chart_options(args) == {
+        "chart": "Candles", "bar_ticks": 30, "indicators": ["SMA", "Bollinger"],
+        "window": 50, "price_view": "Price", "series": "AAPL",
+    }  # fmt: skip
+    bad = {
+        "chart": [b"Pie"], "bar": [b"7"], "indicators": [b"RSI"], "window": [b"x"],
+        "prices": [b"log"], "series": [b"A" * 5000],
+    }  # fmt: skip
+    options = chart_options(bad)
+    assert set(options) == {"series"} and len(options["series"]) == 200  # bounded

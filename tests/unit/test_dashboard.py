@@ -77,7 +77,16 @@ def test_switching_portfolio_changes_views_and_lines_not_rows(feed):
     assert view.table.symbols == ["NVDA", "AAPL"] and view.table.quantities == [4.0, 2.0]
     assert view.table.cost_basis == [100.0, None]
     assert view._kpis.reference == feed.open_prices[[feed.symbols.index("NVDA"), 0]].tolist()
+    assert [r.name for r in price_fig.renderers] == ["NVDA", "AAPL"]
+    # % change since the open by default, each from its raw price column
+    reference = feed.open_prices[[feed.symbols.index("NVDA"), 0]].tolist()
+    assert [r.glyph.y.expr.args for r in price_fig.renderers] == [
+        {"column": "NVDA", "reference": reference[0]},
+        {"column": "AAPL", "reference": reference[1]},
+    ]
+    view.price_view = "Price"
     assert [r.glyph.y for r in price_fig.renderers] == ["NVDA", "AAPL"]
+    assert price_fig.left[0].axis_label == "Price ($)"
     assert [item.label.value for item in price_fig.legend[0].items] == ["NVDA", "AAPL"]
     expr = value_fig.renderers[0].glyph.y.expr
     assert isinstance(expr, CustomJSExpr)
@@ -231,3 +240,97 @@ def test_ticks_made_while_a_page_loads_go_out_as_soon_as_it_is_ready(feed, fanou
     assert list(fanout._queue) == [view]
     _drain(view, fanout)
     np.testing.assert_array_equal(view.source.data["seq"], np.arange(12))
+
+
+def test_chart_options_from_the_browser_draw_candles_and_indicators(feed):
+    view = LiveDashboard(feed=feed)
+    controls = view._controls
+    value_fig = view._figures[0]
+    controls.chart = "Candles"
+    assert view.chart == "Candles"
+    assert [r.name for r in value_fig.renderers] == ["total_value", "candle_wicks", "candle_bodies"]
+    assert not value_fig.renderers[0].visible  # the line hides while candles show
+    controls.bar_ticks = 30
+    bodies = value_fig.renderers[2]
+    assert bodies.glyph.width == 0.7 * 30 * feed.tick * 1000
+    assert bodies.view.filter.args == {"bar": 30}
+    controls.indicators = ["SMA", "Bollinger"]
+    names = [r.name for r in value_fig.renderers]
+    assert names[3:] == ["indicator_sma", "indicator_upper", "indicator_lower"]
+    controls.series = "MSFT"
+    assert value_fig.title.text == "MSFT price \u00b7 candles"
+    expr = value_fig.renderers[3].glyph.y.expr
+    assert expr.args["symbols"] == ["MSFT"] and expr.args["window"] == 20
+    controls.chart, controls.indicators = "Line", []
+    assert [r.name for r in value_fig.renderers] == ["total_value"]
+    assert value_fig.renderers[0].visible
+    # the rows the session holds (and streams) are the raw prices whatever it shows
+    assert set(view.source.data) == {"time", "seq", *feed.symbols}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("series", "TSLA"), ("window", 1), ("window", 501), ("chart", "Pie"), ("bar_ticks", 7),
+     ("indicators", ["SMA", "SMA"]), ("indicators", ["RSI"]), ("price_view", "log")],
+)  # fmt: skip
+def test_a_bad_chart_option_from_a_browser_is_refused_and_shown_back(feed, name, value, caplog):
+    view = LiveDashboard(feed=feed)
+    before = getattr(view, name)
+    setattr(view._controls, name, value)
+    assert getattr(view, name) == before
+    assert getattr(view._controls, name) == before
+    assert "refused chart option" in caplog.text
+
+
+def test_a_held_symbol_series_goes_back_to_portfolio_when_no_longer_held(feed):
+    view = LiveDashboard(feed=feed, series="NVDA", chart="Candles")
+    assert view._figures[0].title.text == "NVDA price \u00b7 candles"  # drawn as made
+    view.portfolio = Portfolio((Holding("AAPL", 2, 190.0),))
+    assert view.series == "Portfolio" and view._controls.series == "Portfolio"
+    with pytest.raises(ValueError, match="TSLA"):
+        LiveDashboard(feed=feed, series="TSLA")
+
+
+def test_alerts_card_adds_fires_logs_and_refuses_bad_values(feed):
+    view = LiveDashboard(feed=feed)
+    view._attach(None)  # a notebook: no server session
+    view.show_alerts()
+    card = view.alerts_card
+    assert card.panel in list(view._layout) and view._controls.alerts_open
+    aapl = float(feed.prices[feed.symbols.index("AAPL")])
+    for value, condition, message in [
+        (None, "above", "Value: enter a number"),
+        (-1.0, "moves by %", "Value: a move must be a positive per cent"),
+    ]:
+        card.target.value, card.condition.value, card.value.value = "AAPL", condition, value
+        card.add_button.clicks += 1
+        assert card.message.object == message and "ff-error" in card.message.css_classes
+    assert card.book.alerts(card.owner) == []
+    card.target.value, card.condition.value, card.value.value = "AAPL", "above", aapl / 2
+    card.add_button.clicks += 1
+    card.target.value, card.value.value = "Portfolio", 1e12
+    card.condition.value = "below"
+    card.add_button.clicks += 1
+    labels = [a.label for a in card.book.alerts(card.owner)]
+    assert labels == [f"AAPL above {aapl / 2:,.2f}", "Portfolio below 1,000,000,000,000.00"]
+    feed.advance()
+    assert [e.alert.label for e in card.log] == labels[::-1]
+    value = float(view.portfolio.quantities @ feed.prices[view._columns])
+    assert card.log[0].current == pytest.approx(value)
+    assert "AAPL above" in card.log_pane.object and "Portfolio below" in card.log_pane.object
+    feed.advance()
+    assert len(card.log) == 2  # still true: no repeat until re-armed
+    # a new portfolio: Portfolio alerts value it
+    view.portfolio = Portfolio((Holding("AAPL", 3, 190.0),))
+    prices = np.ones(len(feed.symbols))
+    prices[feed.symbols.index("AAPL")] = 2e12
+    # 3 AAPL at 2e12: not below 1e12, so it re-arms (AAPL above stays true: quiet)
+    assert card.book.evaluate(prices, feed.open_prices, 99, 0.0) == []
+    events = card.book.evaluate(prices / 1e9, feed.open_prices, 100, 0.0)  # 6e3: below again
+    assert [e.alert.target for e in events] == ["Portfolio"]
+    assert events[0].current == pytest.approx(6000.0)
+    first = card.book.alerts(card.owner)[0]
+    card._remove(first.alert_id)
+    assert [a.label for a in card.book.alerts(card.owner)] == labels[1:]
+    view.close()
+    assert card.book.alerts(card.owner) == []
