@@ -24,6 +24,7 @@ from bokeh.application.handlers.handler import Handler
 from bokeh.settings import settings
 from panel.io.application import build_applications
 from panel.reactive import ReactiveMetaBase
+from tornado.ioloop import IOLoop
 from tornado.process import task_id
 from tornado.web import RequestHandler
 
@@ -31,6 +32,7 @@ from finflow_panel.feed import MAX_HISTORY, PORTFOLIO, RedisFeed, SharedFeed
 from finflow_panel.feed.redis_feed import redacted
 from finflow_panel.model import Portfolio, Universe
 from finflow_panel.server import SessionAdmission, ValidateFirstDocument
+from finflow_panel.server.alerts import user_alerts
 from finflow_panel.server.api import PortfolioService, api_routes
 from finflow_panel.server.ws_api import ws_routes
 from finflow_panel.store import DEFAULT_STORE, PortfolioStore, open_store
@@ -389,7 +391,9 @@ def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
     if config.sign_in and pn.state.curdoc is not None and pn.state.user:
         # The user's own portfolios load once the page is up (the store is never waited
         # on while a session is built); until then it shows the server's.
-        editor = PortfolioEditor(dashboard, process_service(config), pn.state.user)
+        service = process_service(config)
+        editor = PortfolioEditor(dashboard, service, pn.state.user)
+        dashboard.alerts_card.sign_in(user_alerts(service), pn.state.user)
         requested = (pn.state.session_args.get("portfolio") or [b""])[0]
         editor.attach(pn.state.curdoc, requested.decode(errors="replace")[:64] or None)
     return dashboard
@@ -484,6 +488,20 @@ class _FollowMarket(Handler):
         process_feed(self.config)
 
 
+class _WatchUsersAlerts(Handler):
+    """Check signed-in users' alerts from the start, whether or not anyone is here."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def modify_document(self, doc) -> None:
+        """Nothing to add to a session's document."""
+
+    def on_server_loaded(self, server_context) -> None:
+        IOLoop.current().add_callback(user_alerts(process_service(self.config)).start)
+
+
 def serve(
     config: ServeConfig,
     port: int = 5006,
@@ -532,6 +550,8 @@ def serve(
         # Follow (and stand for leading) the market from the start, in every process
         # (after the fork, with --num-procs): not on the first visitor.
         apps[f"/{DASHBOARD_ROUTE}"].add(_FollowMarket(config))
+    if config.sign_in:
+        apps[f"/{DASHBOARD_ROUTE}"].add(_WatchUsersAlerts(config))
     # Each app's documents share one structure: check the first, not every session's.
     settings.perform_document_validation.set_value(False)
     for app in apps.values():

@@ -371,6 +371,34 @@ class PortfolioClient:
     async def stop_updates(self) -> None:
         await self.send({"type": "stop_updates"})
 
+    async def add_alert(
+        self, target: str, condition: str, value: float, portfolio_id: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict:  # fmt: skip
+        """Add a price alert (ValueError naming the problem if refused): the alert."""
+        message: dict[str, Any] = {
+            "type": "add_alert", "target": target, "condition": condition, "value": value,
+        }  # fmt: skip
+        if portfolio_id is not None:
+            message["portfolio_id"] = portfolio_id
+        await self.send(message)
+        return (await self._reply(("alert_added",), timeout))["alert"]
+
+    async def remove_alert(self, alert_id: str, timeout: float = 30.0) -> None:
+        await self.send({"type": "remove_alert", "alert_id": alert_id})
+        await self._reply(("alert_removed",), timeout)
+
+    async def get_alerts(self, timeout: float = 30.0) -> dict:
+        """``{"alerts": [...], "log": [...]}``: the alerts set, and those that fired."""
+        await self.send({"type": "get_alerts"})
+        message = await self._reply(("alerts",), timeout)
+        return {"alerts": message["alerts"], "log": message["log"]}
+
+    async def fired(self, timeout: float = 60.0):
+        """Each ``alert`` (one of the owner's alerts fired), as it arrives."""
+        while True:
+            yield await self._reply(("alert",), timeout)
+
     async def updates(self, timeout: float = 60.0):
         """Each ``price_update``'s data, as it arrives (ValueError on an ``error``)."""
         while True:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .alerts import CONDITIONS, PORTFOLIO, Alert, AlertBook, AlertError, AlertEvent
+from .alerts import (
+    CONDITIONS,
+    PORTFOLIO,
+    Alert,
+    AlertBook,
+    AlertError,
+    AlertEvent,
+    check_alert,
+)
 from .redis_feed import RedisFeed, RedisUnavailable
 from .ring import TickBatch, TickRing
 from .shared import MAX_HISTORY, SharedFeed, Subscriber
@@ -21,4 +29,5 @@ __all__ = [
     "Subscriber",
     "TickBatch",
     "TickRing",
+    "check_alert",
 ]

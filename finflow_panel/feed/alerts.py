@@ -31,6 +31,8 @@ __all__ = [
     "AlertBook",
     "AlertError",
     "AlertEvent",
+    "SessionAlerts",
+    "SignedInAlerts",
     "check_alert",
 ]
 
@@ -167,6 +169,12 @@ class AlertBook:
         self._weight_rows: dict[tuple, int] = {}
         self.evaluated = 0  # ticks checked
         self.fired = 0
+        #: Called when the book gains its first alert or loses its last (a feed ticks
+        #: while alerts are set, whether or not anyone watches).
+        self.on_empty_change: Callable[[], None] | None = None
+
+    #: Alerts one owner may keep.
+    max_per_owner = MAX_ALERTS_PER_OWNER
 
     _ARRAYS = ("_target", "_kind", "_lookup", "_threshold", "_armed", "_active")
 
@@ -198,8 +206,8 @@ class AlertBook:
         """
         target, condition, number = check_alert(target, condition, value, self.symbols)
         mine = self._by_owner.setdefault(owner, {})
-        if len(mine) >= MAX_ALERTS_PER_OWNER:
-            raise AlertError(f"at most {MAX_ALERTS_PER_OWNER} alerts each: remove one first")
+        if len(mine) >= self.max_per_owner:
+            raise AlertError(f"at most {self.max_per_owner} alerts each: remove one first")
         if target == PORTFOLIO:
             if weights is not None:
                 self.set_weights(owner, weights, portfolio_id)
@@ -226,6 +234,8 @@ class AlertBook:
         self._owner_of[slot] = owner
         self._slots[alert.alert_id] = slot
         mine[alert.alert_id] = alert
+        if len(self._slots) == 1 and self.on_empty_change is not None:
+            self.on_empty_change()
         return alert
 
     def remove(self, alert_id: str) -> bool:
@@ -241,6 +251,8 @@ class AlertBook:
         self._active[slot] = False
         self._threshold[slot] = np.inf
         self._alerts[slot] = self._callbacks[slot] = self._owner_of[slot] = None
+        if not self._slots and self.on_empty_change is not None:
+            self.on_empty_change()
         return True
 
     def remove_owner(self, owner: Hashable) -> int:
@@ -397,3 +409,72 @@ class AlertBook:
         for i in range(len(batch)):
             events += self.evaluate(batch.prices[i], open_prices, batch.seq[i], batch.time[i])
         return events
+
+
+# -- one owner's alerts, as a dashboard's card or a JSON API connection uses them -------
+#
+# Both kinds answer the same calls: `SessionAlerts` keeps an anonymous session's (or
+# connection's) alerts in the feed's book until it ends; `SignedInAlerts` hands a
+# signed-in user's to the server's keeper of users' alerts (``server.alerts.UserAlerts``),
+# which stores them and checks them while the user is away.
+
+
+class SessionAlerts:
+    """A session's own alerts, in the feed's book until the session ends."""
+
+    def __init__(self, book: AlertBook, on_fire: Callback) -> None:
+        self.book = book
+        self.owner = f"session:{id(self)}"  # a string: the book holds nothing of the session
+        self._on_fire = on_fire
+
+    async def add(self, target, condition, value, portfolio) -> Alert:
+        return self.book.add(
+            target, condition, value, owner=self.owner, callback=self._on_fire,
+            weights=portfolio if target == PORTFOLIO else None,
+        )  # fmt: skip
+
+    async def remove(self, alert_id: str) -> bool:
+        return self.book.remove(alert_id)
+
+    def alerts(self) -> list[Alert]:
+        return self.book.alerts(self.owner)
+
+    async def history(self) -> list[dict]:
+        return []
+
+    def portfolio_changed(self, portfolio) -> None:
+        if any(a.target == PORTFOLIO for a in self.alerts()):
+            self.book.set_weights(self.owner, portfolio)
+
+    def close(self) -> None:
+        self.book.remove_owner(self.owner)
+
+
+class SignedInAlerts:
+    """A signed-in user's alerts: kept in the store, checked for them by the server."""
+
+    def __init__(self, user_alerts, user: str, on_fire: Callback) -> None:
+        self.user_alerts = user_alerts
+        self.user = user
+        self._stop = user_alerts.listen(user, on_fire)
+
+    async def add(self, target, condition, value, portfolio) -> Alert:
+        return await self.user_alerts.add(
+            self.user, target, condition, value, getattr(portfolio, "portfolio_id", None)
+        )
+
+    async def remove(self, alert_id: str) -> bool:
+        return await self.user_alerts.remove(self.user, alert_id)
+
+    def alerts(self) -> list[Alert]:
+        return self.user_alerts.alerts(self.user)
+
+    async def history(self) -> list[dict]:
+        await self.user_alerts.load(self.user)  # in case the store was down at start
+        return await self.user_alerts.history(self.user)
+
+    def portfolio_changed(self, portfolio) -> None:
+        """Nothing to do: the server revalues a user's alerts when their portfolios change."""
+
+    def close(self) -> None:
+        self._stop()

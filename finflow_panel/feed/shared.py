@@ -44,8 +44,8 @@ class SharedFeed(param.Parameterized):
 
     The timer is a Tornado ``PeriodicCallback`` on the event loop that is current when
     the feed starts (Bokeh's server loop, or the Jupyter kernel's). It runs while at least
-    one subscriber exists, or always with ``always_on``; with ``manual=True`` there is
-    no timer at all and tests drive ticks with `advance`.
+    one subscriber exists or an alert is set (`alerts`), or always with ``always_on``;
+    with ``manual=True`` there is no timer at all and tests drive ticks with `advance`.
 
     Parameters
     ----------
@@ -174,7 +174,13 @@ class SharedFeed(param.Parameterized):
         if self._alerts is None:
             self._alerts = AlertBook(self.symbols)
             self._alerts_seq = self.last_seq
+            self._alerts.on_empty_change = self._on_alerts_set
         return self._alerts
+
+    def _on_alerts_set(self) -> None:
+        # The clock runs while anyone subscribes or any alert is set.
+        if self._wanted() != self.running:
+            self._reschedule()
 
     def _check_alerts(self) -> None:
         book = self._alerts
@@ -221,7 +227,8 @@ class SharedFeed(param.Parameterized):
         self.advance(1)
 
     def _wanted(self) -> bool:
-        return not self.paused and (self.always_on or bool(self._subscribers))
+        alerts = self._alerts is not None and bool(self._alerts)
+        return not self.paused and (self.always_on or bool(self._subscribers) or alerts)
 
     def _reschedule(self, *_events) -> None:
         self.stop()

@@ -2,8 +2,14 @@
 terminals: text frames of one JSON object each, with a ``type``.
 
 Client -> server: ``get_portfolio_data``, ``start_updates`` (``interval`` seconds),
-``stop_updates``. Server -> client: ``connection_established``, ``portfolio_data``,
-``price_update`` and ``error``. The README documents every message.
+``stop_updates``, and price alerts: ``add_alert``, ``remove_alert``, ``get_alerts``.
+Server -> client: ``connection_established``, ``portfolio_data``, ``price_update``,
+``alert_added``, ``alert_removed``, ``alerts``, ``alert`` (one fired) and ``error``. The
+README documents every message.
+
+A signed-in user's alerts are theirs wherever they were added (the dashboard, any
+connection) and fire to all their connections; an anonymous connection's alerts are
+its own and end with it.
 
 A connection with updates started is a subscriber of the shared feed, as a dashboard is.
 On each tick the connections due for an update are grouped by the portfolio they follow:
@@ -27,9 +33,12 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from ..feed import AlertError, AlertEvent
+from ..feed.alerts import SessionAlerts, SignedInAlerts
 from ..model import Portfolio
 from ..store import StoreError, StoreUnavailable
 from ..ui.fanout import text_frame
+from .alerts import user_alerts
 from .api import PortfolioService, signed_in_user
 
 __all__ = ["MAX_FRAME_BYTES", "PortfolioSocket", "PortfolioStreams", "ws_routes"]
@@ -51,6 +60,9 @@ _FIELDS = {
     "get_portfolio_data": ("portfolio_id",),
     "start_updates": ("interval", "portfolio_id"),
     "stop_updates": (),
+    "add_alert": ("target", "condition", "value", "portfolio_id"),
+    "remove_alert": ("alert_id",),
+    "get_alerts": (),
 }
 
 
@@ -152,6 +164,7 @@ class PortfolioSocket(WebSocketHandler):
         self._refilled = time.monotonic()
         self._unsubscribe_feed = None
         self._unsubscribe_store = None
+        self._alerts = None
         self._closed = False
 
     # -- the handshake: who is asking, from where, how much they may send ----------------
@@ -193,6 +206,9 @@ class PortfolioSocket(WebSocketHandler):
         self.portfolio = portfolios[0]
         if self.user is not None:
             self._unsubscribe_store = self.service.store.subscribe(self.user, self._on_store_change)
+            self._alerts = SignedInAlerts(user_alerts(self.service), self.user, self._on_alert)
+        else:
+            self._alerts = SessionAlerts(self.streams.feed.alerts, self._on_alert)
         self._send(
             {
                 "type": "connection_established",
@@ -214,6 +230,8 @@ class PortfolioSocket(WebSocketHandler):
         if self._unsubscribe_store is not None:
             self._unsubscribe_store()
             self._unsubscribe_store = None
+        if self._alerts is not None:
+            self._alerts.close()
 
     # -- messages from the client --------------------------------------------------------
 
@@ -230,9 +248,11 @@ class PortfolioSocket(WebSocketHandler):
                 interval = self._interval(request)
                 await self._follow(request)
                 self._start(interval)
-            else:
+            elif kind == "stop_updates":
                 self._stop()
-        except ClientError as error:
+            else:
+                await self._on_alert_message(kind, request)
+        except (ClientError, AlertError) as error:
             self._send({"type": "error", "message": str(error)})
         except StoreUnavailable as error:
             self._send({"type": "error", "message": f"portfolios are unavailable: {error}"})
@@ -295,8 +315,11 @@ class PortfolioSocket(WebSocketHandler):
 
     async def _follow(self, request: dict) -> None:
         """Follow the portfolio the request names (if any): the user's own only."""
-        if "portfolio_id" not in request:
-            return
+        if "portfolio_id" in request:
+            self.portfolio = await self._named(request)
+
+    async def _named(self, request: dict) -> Portfolio:
+        """The user's portfolio ``request["portfolio_id"]``, or ClientError."""
         portfolio_id = request["portfolio_id"]
         if not isinstance(portfolio_id, str) or not _ID.fullmatch(portfolio_id):
             raise ClientError(
@@ -306,7 +329,46 @@ class PortfolioSocket(WebSocketHandler):
         portfolio = await self.service.portfolio(self.user, portfolio_id)
         if portfolio is None:  # another user's reads exactly as one that never existed
             raise ClientError(f"no such portfolio: {portfolio_id!r}")
-        self.portfolio = portfolio
+        return portfolio
+
+    # -- alerts --------------------------------------------------------------------------
+
+    async def _on_alert_message(self, kind: str, request: dict) -> None:
+        if self._alerts is None:
+            raise ClientError("the connection is not established yet")
+        if kind == "get_alerts":
+            self._send(
+                {
+                    "type": "alerts",
+                    "alerts": [a.to_json() for a in self._alerts.alerts()],
+                    "log": await self._alerts.history(),
+                }
+            )
+        elif kind == "add_alert":
+            value = request.get("value")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ClientError(f"value must be a number, got {json.dumps(value)[:64]}")
+            for field in ("target", "condition"):
+                if not isinstance(request.get(field), str):
+                    raise ClientError(f"{field} must be a string")
+            # A Portfolio target values the portfolio named, else the one followed.
+            portfolio = await self._named(request) if "portfolio_id" in request else self.portfolio
+            alert = await self._alerts.add(
+                request["target"], request["condition"], value, portfolio
+            )
+            self._send({"type": "alert_added", "alert": alert.to_json()})
+        else:
+            alert_id = request.get("alert_id")
+            if not isinstance(alert_id, str) or not _ID.fullmatch(alert_id):
+                raise ClientError("alert_id must be a string of 1-64 letters, digits, '-' or '_'")
+            if not any(a.alert_id == alert_id for a in self._alerts.alerts()):
+                raise ClientError(f"no such alert: {alert_id!r}")
+            await self._alerts.remove(alert_id)
+            self._send({"type": "alert_removed", "alert_id": alert_id})
+
+    def _on_alert(self, event: AlertEvent) -> None:
+        """One of this connection's owner's alerts fired (on the feed's loop, this one)."""
+        self._send({"type": "alert", **event.to_json()})
 
     # -- updates -------------------------------------------------------------------------
 

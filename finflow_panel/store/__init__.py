@@ -4,6 +4,9 @@ portfolio store, SQLite embedded or Redis for many hosts."""
 from __future__ import annotations
 
 from .base import (
+    ALERT_LOG_SIZE,
+    EVERYONE,
+    MAX_ALERTS,
     MAX_PORTFOLIOS,
     MAX_POSITIONS,
     PortfolioStore,
@@ -15,7 +18,10 @@ from .base import (
 )
 
 __all__ = [
+    "ALERT_LOG_SIZE",
     "DEFAULT_STORE",
+    "EVERYONE",
+    "MAX_ALERTS",
     "MAX_PORTFOLIOS",
     "MAX_POSITIONS",
     "PortfolioStore",

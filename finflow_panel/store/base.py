@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
+    "ALERT_LOG_SIZE",
+    "MAX_ALERTS",
     "MAX_NAME_CHARS",
     "MAX_PORTFOLIOS",
     "MAX_POSITIONS",
@@ -29,6 +31,9 @@ MAX_POSITIONS = 50
 #: Portfolios one user may keep.
 MAX_PORTFOLIOS = 100
 MAX_NAME_CHARS = 80
+#: Alerts one user keeps, and fired alerts their log keeps (newest).
+MAX_ALERTS = 50
+ALERT_LOG_SIZE = 50
 MAX_QUANTITY = 1e12
 MAX_PRICE = 1e9
 
@@ -164,6 +169,14 @@ def parse_portfolio(body, symbols: Iterable[str]) -> tuple[str, tuple[Position, 
     return name, tuple(positions)
 
 
+#: Subscribe to this "owner" to hear of every user's changes.
+EVERYONE = "\x00everyone"
+
+
+def _json(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+
+
 def new_id() -> str:
     """An identifier nobody can guess (96 random bits)."""
     return secrets.token_urlsafe(12)
@@ -255,11 +268,67 @@ class PortfolioStore(ABC):
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release connections."""
 
+    # -- alerts ---------------------------------------------------------------------------
+    #
+    # A user's price alerts (JSON objects with an ``alert_id``) and the log of those that
+    # fired. Several processes may check the same alerts on the same ticks: a log entry
+    # is keyed by alert and tick, so each is kept once however many write it.
+
+    @abstractmethod
+    def _alert_records(self, owner: str) -> list[str]:
+        """``owner``'s alerts as stored, oldest first."""
+
+    @abstractmethod
+    def _put_alert(self, owner: str, alert_id: str, record: str, created: float) -> bool:
+        """Store a new alert; False at the limit (`MAX_ALERTS`)."""
+
+    @abstractmethod
+    def _drop_alert(self, owner: str, alert_id: str) -> bool:
+        """Remove ``owner``'s alert; False if there is none of that id."""
+
+    @abstractmethod
+    def alert_owners(self) -> list[str]:
+        """Users who have alerts (checked by the server while they are away)."""
+
+    @abstractmethod
+    def _append_log(self, owner: str, key: str, record: str, at: float) -> bool:
+        """Add a log entry unless one of ``key`` exists; keep the newest `ALERT_LOG_SIZE`."""
+
+    @abstractmethod
+    def _log_records(self, owner: str) -> list[str]:
+        """``owner``'s log, newest first."""
+
+    def alerts(self, owner: str) -> list[dict]:
+        return [json.loads(r) for r in self._alert_records(owner)]
+
+    def add_alert(self, owner: str, alert: Mapping) -> dict:
+        """Keep a new alert (a JSON object with ``alert_id``); StoreError at the limit."""
+        record = dict(alert)
+        if not self._put_alert(owner, str(record["alert_id"]), _json(record), time.time()):
+            raise StoreError(f"at most {MAX_ALERTS} alerts each: remove one first")
+        self._changed(owner)
+        return record
+
+    def remove_alert(self, owner: str, alert_id: str) -> bool:
+        removed = self._drop_alert(owner, alert_id)
+        if removed:
+            self._changed(owner)
+        return removed
+
+    def log_alert(self, owner: str, entry: Mapping) -> bool:
+        """Log a fired alert (``alert_id`` and ``seq`` identify it); False if logged."""
+        key = f"{entry['alert_id']}:{entry['seq']}"
+        return self._append_log(owner, key, _json(dict(entry)), float(entry["timestamp"]))
+
+    def alert_log(self, owner: str) -> list[dict]:
+        """``owner``'s fired alerts, newest first."""
+        return [json.loads(r) for r in self._log_records(owner)]
+
     # -- change notification --------------------------------------------------------------
 
     def subscribe(self, owner: str, listener: Callable[[str], None]) -> Callable[[], None]:
-        """Call ``listener(owner)`` after each change to ``owner``'s portfolios; returns
-        the function that stops it."""
+        """Call ``listener(owner)`` after each change to ``owner``'s portfolios or alerts
+        (`EVERYONE`: anyone's); returns the function that stops it."""
         with self._listeners_lock:
             self._listeners.setdefault(owner, []).append(listener)
 
@@ -278,6 +347,6 @@ class PortfolioStore(ABC):
 
     def _notify(self, owner: str) -> None:
         with self._listeners_lock:
-            listeners = list(self._listeners.get(owner, ()))
+            listeners = [*self._listeners.get(owner, ()), *self._listeners.get(EVERYONE, ())]
         for listener in listeners:
             listener(owner)

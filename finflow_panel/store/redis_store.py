@@ -6,7 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from .base import MAX_PORTFOLIOS, PortfolioStore, SavedPortfolio, StoreUnavailable
+from .base import (
+    ALERT_LOG_SIZE,
+    MAX_ALERTS,
+    MAX_PORTFOLIOS,
+    PortfolioStore,
+    SavedPortfolio,
+    StoreUnavailable,
+)
 
 __all__ = ["RedisStore"]
 
@@ -43,6 +50,43 @@ redis.call('PUBLISH', prefix .. 'changed', owner)
 return 1
 """
 
+# Alerts: alert:<owner> -> hash id -> record, alert-order:<owner> -> zset of ids by
+# creation, alert-owners -> set of users with alerts; log:<owner> -> zset of entry keys
+# by time, log-record:<owner> -> hash key -> record (written once per key).
+_PUT_ALERT = """
+local prefix, owner, id, record, created, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+  tonumber(ARGV[6])
+local order = prefix .. 'alert-order:' .. owner
+if redis.call('ZCARD', order) >= limit then return 0 end
+redis.call('HSET', prefix .. 'alert:' .. owner, id, record)
+redis.call('ZADD', order, created, id)
+redis.call('SADD', prefix .. 'alert-owners', owner)
+redis.call('PUBLISH', prefix .. 'changed', owner)
+return 1
+"""
+_DROP_ALERT = """
+local prefix, owner, id = ARGV[1], ARGV[2], ARGV[3]
+local order = prefix .. 'alert-order:' .. owner
+if redis.call('ZREM', order, id) == 0 then return 0 end
+redis.call('HDEL', prefix .. 'alert:' .. owner, id)
+if redis.call('ZCARD', order) == 0 then redis.call('SREM', prefix .. 'alert-owners', owner) end
+redis.call('PUBLISH', prefix .. 'changed', owner)
+return 1
+"""
+_APPEND_LOG = """
+local prefix, owner, key, record, at, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+  tonumber(ARGV[6])
+local records, log = prefix .. 'log-record:' .. owner, prefix .. 'log:' .. owner
+if redis.call('HSETNX', records, key, record) == 0 then return 0 end
+redis.call('ZADD', log, at, key)
+local old = redis.call('ZRANGE', log, 0, -(keep + 1))
+if #old > 0 then
+  redis.call('HDEL', records, unpack(old))
+  redis.call('ZREMRANGEBYRANK', log, 0, -(keep + 1))
+end
+return 1
+"""
+
 
 class RedisStore(PortfolioStore):
     """Portfolios in Redis, shared by every process and host using it. Changes made by
@@ -65,7 +109,14 @@ class RedisStore(PortfolioStore):
             raise StoreUnavailable(f"--store: {error}") from None
         self._scripts = {
             name: self._client.register_script(code)
-            for name, code in (("insert", _INSERT), ("replace", _REPLACE), ("delete", _DELETE))
+            for name, code in (
+                ("insert", _INSERT),
+                ("replace", _REPLACE),
+                ("delete", _DELETE),
+                ("put_alert", _PUT_ALERT),
+                ("drop_alert", _DROP_ALERT),
+                ("log", _APPEND_LOG),
+            )  # fmt: skip
         }
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
@@ -111,6 +162,40 @@ class RedisStore(PortfolioStore):
     def _delete(self, owner: str, portfolio_id: str) -> bool:
         args = [self._prefix, owner, portfolio_id]
         return bool(self._call(lambda: self._scripts["delete"](args=args)))
+
+    def _alert_records(self, owner: str) -> list[str]:
+        def read():
+            ids = self._client.zrange(f"{self._prefix}alert-order:{owner}", 0, -1)
+            if not ids:
+                return []
+            return [r for r in self._client.hmget(f"{self._prefix}alert:{owner}", ids) if r]
+
+        return [r.decode() for r in self._call(read)]
+
+    def _put_alert(self, owner: str, alert_id: str, record: str, created: float) -> bool:
+        args = [self._prefix, owner, alert_id, record, created, MAX_ALERTS]
+        return bool(self._call(lambda: self._scripts["put_alert"](args=args)))
+
+    def _drop_alert(self, owner: str, alert_id: str) -> bool:
+        args = [self._prefix, owner, alert_id]
+        return bool(self._call(lambda: self._scripts["drop_alert"](args=args)))
+
+    def alert_owners(self) -> list[str]:
+        owners = self._call(lambda: self._client.smembers(f"{self._prefix}alert-owners"))
+        return sorted(o.decode() for o in owners)
+
+    def _append_log(self, owner: str, key: str, record: str, at: float) -> bool:
+        args = [self._prefix, owner, key, record, at, ALERT_LOG_SIZE]
+        return bool(self._call(lambda: self._scripts["log"](args=args)))
+
+    def _log_records(self, owner: str) -> list[str]:
+        def read():
+            keys = self._client.zrevrange(f"{self._prefix}log:{owner}", 0, ALERT_LOG_SIZE - 1)
+            if not keys:
+                return []
+            return [r for r in self._client.hmget(f"{self._prefix}log-record:{owner}", keys) if r]
+
+        return [r.decode() for r in self._call(read)]
 
     def _changed(self, owner: str) -> None:
         # The script published the change; listeners hear it through the channel (this

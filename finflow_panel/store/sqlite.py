@@ -6,7 +6,14 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from .base import MAX_PORTFOLIOS, PortfolioStore, SavedPortfolio, StoreUnavailable
+from .base import (
+    ALERT_LOG_SIZE,
+    MAX_ALERTS,
+    MAX_PORTFOLIOS,
+    PortfolioStore,
+    SavedPortfolio,
+    StoreUnavailable,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -21,6 +28,23 @@ MIGRATIONS = (
         record TEXT NOT NULL
     );
     CREATE INDEX portfolios_by_owner ON portfolios (owner, created);
+    """,
+    """
+    CREATE TABLE alerts (
+        alert_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created REAL NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX alerts_by_owner ON alerts (owner, created);
+    CREATE TABLE alert_log (
+        owner TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        at REAL NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (owner, entry)
+    );
+    CREATE INDEX alert_log_by_time ON alert_log (owner, at);
     """,
 )
 
@@ -159,6 +183,68 @@ class SQLiteStore(PortfolioStore):
                 == 1
             )
         )
+
+    def _alert_records(self, owner: str) -> list[str]:
+        rows = self._run(
+            lambda db: db.execute(
+                "SELECT record FROM alerts WHERE owner = ? ORDER BY created, alert_id", (owner,)
+            ).fetchall()
+        )
+        return [record for (record,) in rows]
+
+    def _put_alert(self, owner: str, alert_id: str, record: str, created: float) -> bool:
+        def insert(db) -> bool:
+            query = "SELECT COUNT(*) FROM alerts WHERE owner = ?"
+            (count,) = db.execute(query, (owner,)).fetchone()
+            if count >= MAX_ALERTS:
+                return False
+            db.execute(
+                "INSERT INTO alerts (alert_id, owner, created, record) VALUES (?, ?, ?, ?)",
+                (alert_id, owner, created, record),
+            )
+            return True
+
+        return self._write(insert)
+
+    def _drop_alert(self, owner: str, alert_id: str) -> bool:
+        return self._write(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM alerts WHERE owner = ? AND alert_id = ?", (owner, alert_id)
+                ).rowcount
+                == 1
+            )
+        )
+
+    def alert_owners(self) -> list[str]:
+        rows = self._run(
+            lambda db: db.execute("SELECT DISTINCT owner FROM alerts ORDER BY owner").fetchall()
+        )
+        return [owner for (owner,) in rows]
+
+    def _append_log(self, owner: str, key: str, record: str, at: float) -> bool:
+        def append(db) -> bool:
+            added = db.execute(
+                "INSERT OR IGNORE INTO alert_log (owner, entry, at, record) VALUES (?, ?, ?, ?)",
+                (owner, key, at, record),
+            ).rowcount
+            db.execute(
+                "DELETE FROM alert_log WHERE owner = ? AND entry NOT IN (SELECT entry FROM"
+                " alert_log WHERE owner = ? ORDER BY at DESC, entry DESC LIMIT ?)",
+                (owner, owner, ALERT_LOG_SIZE),
+            )
+            return added == 1
+
+        return self._write(append)
+
+    def _log_records(self, owner: str) -> list[str]:
+        rows = self._run(
+            lambda db: db.execute(
+                "SELECT record FROM alert_log WHERE owner = ? ORDER BY at DESC, entry DESC LIMIT ?",
+                (owner, ALERT_LOG_SIZE),
+            ).fetchall()
+        )
+        return [record for (record,) in rows]
 
     def close(self) -> None:
         with self._lock:

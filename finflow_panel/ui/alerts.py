@@ -1,10 +1,13 @@
 """The dashboard's Alerts card: add price alerts, see them fire as toasts and in a log.
 
 The alerts themselves live in the feed's `AlertBook`, checked for every session at once
-on each tick; this card only adds and removes its session's alerts and shows what
-fired. The card and its widgets are built the first time it is asked for (the
-chart toolbar's Alerts button), so a session that never uses alerts costs nothing more
-to open.
+on each tick; this card adds and removes its owner's alerts and shows what fired. An
+anonymous session's alerts live with the session (`SessionAlerts`); a signed-in user's
+are kept in the store and fire while their tab is closed (`SignedInAlerts`, over the
+server's `UserAlerts`), into the log they see next time.
+
+The card and its widgets are built the first time it is asked for (the chart toolbar's
+Alerts button), so a session that never uses alerts costs nothing more to open.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from functools import partial
 
 import panel as pn
 
-from ..feed import CONDITIONS, PORTFOLIO, AlertError, AlertEvent
+from ..feed import CONDITIONS, PORTFOLIO, Alert, AlertError, AlertEvent
+from ..feed.alerts import SessionAlerts, SignedInAlerts
+from ..store import StoreUnavailable
 
 __all__ = ["AlertsCard"]
 
 log = logging.getLogger(__name__)
 
-#: Fired alerts the card's log keeps (newest first).
+#: Fired alerts the card's log shows (newest first).
 LOG_SIZE = 50
 _CSS = """
 .ff-alert-message { font: 13px system-ui, sans-serif; min-height: 18px; }
@@ -42,27 +47,34 @@ def _fire(card_ref, event: AlertEvent) -> None:
 
 
 class AlertsCard:
-    """The Alerts card of one dashboard: its session's alerts on the dashboard's feed."""
+    """The Alerts card of one dashboard."""
 
     def __init__(self, dashboard) -> None:
         self.dashboard = dashboard
-        self.book = dashboard.feed.alerts
-        # The session owns its alerts: a string, so the book holds no reference to it.
-        self.owner = f"session:{id(self)}"
-        self.log: deque[AlertEvent] = deque(maxlen=LOG_SIZE)
+        on_fire = partial(_fire, weakref.ref(self))
+        self.keeper = SessionAlerts(dashboard.feed.alerts, on_fire)
+        self._on_fire_callback = on_fire
+        #: Fired alerts shown in the log, newest first (``AlertEvent.to_json`` objects).
+        self.log: deque[dict] = deque(maxlen=LOG_SIZE)
         self.panel = None
         self._notifications = None
+
+    def sign_in(self, user_alerts, user: str) -> None:
+        """Keep this card's alerts as ``user``'s (in the store) from now on."""
+        self.keeper.close()
+        self.keeper = SignedInAlerts(user_alerts, user, self._on_fire_callback)
 
     # -- lifecycle --------------------------------------------------------------------
 
     def close(self) -> None:
-        """Remove the session's alerts (its session has ended)."""
-        self.book.remove_owner(self.owner)
+        """The session has ended: a session's own alerts go, a user's stay."""
+        self.keeper.close()
 
     def build(self) -> pn.Card:
         """The card (made on first use)."""
         if self.panel is None:
             self.panel = self._build()
+            pn.state.execute(self._load_history)
         return self.panel
 
     def _build(self) -> pn.Card:
@@ -106,38 +118,49 @@ class AlertsCard:
             margin=(5, 10),
         )
 
+    async def _load_history(self) -> None:
+        """What fired while this user was away (a signed-in user's log)."""
+        try:
+            entries = await self.keeper.history()
+        except StoreUnavailable as error:
+            self._say(f"The alert log is unavailable: {error}", error=True)
+            return
+        if entries:
+            seen = {(e["alert_id"], e["seq"]) for e in self.log}
+            merged = list(self.log) + [e for e in entries if (e["alert_id"], e["seq"]) not in seen]
+            merged.sort(key=lambda e: e["timestamp"], reverse=True)
+            self.log = deque(merged[:LOG_SIZE], maxlen=LOG_SIZE)
+            self.log_pane.object = self._log_html()
+        self._show_alerts()
+
     # -- adding and removing ----------------------------------------------------------
 
-    def add(self, target: str, condition: str, value) -> None:
-        """Add an alert for this session; AlertError (naming the field) if invalid."""
-        dashboard = self.dashboard
-        weights = dashboard.portfolio if target == PORTFOLIO else None
-        self.book.add(
-            target,
-            condition,
-            value,
-            owner=self.owner,
-            weights=weights,
-            callback=partial(_fire, weakref.ref(self)),
-        )
+    async def add(self, target: str, condition: str, value) -> Alert:
+        """Add an alert; AlertError (naming the field) if it is invalid."""
+        return await self.keeper.add(target, condition, value, self.dashboard.portfolio)
 
     def portfolio_changed(self) -> None:
-        """The dashboard shows other holdings: Portfolio alerts value those."""
-        if any(a.target == PORTFOLIO for a in self.book.alerts(self.owner)):
-            self.book.set_weights(self.owner, self.dashboard.portfolio)
+        """The dashboard shows other holdings: a session's Portfolio alerts value those."""
+        self.keeper.portfolio_changed(self.dashboard.portfolio)
 
-    def _on_add(self, _event) -> None:
+    async def _on_add(self, _event=None) -> None:
         try:
-            self.add(self.target.value, self.condition.value, self.value.value)
+            alert = await self.add(self.target.value, self.condition.value, self.value.value)
         except AlertError as error:
             self._say(str(error), error=True)
             return
-        alert = self.book.alerts(self.owner)[-1]
+        except StoreUnavailable as error:
+            self._say(f"Not saved: {error}", error=True)
+            return
         self._say(f"Added: {alert.label}")
         self._show_alerts()
 
-    def _remove(self, alert_id: str, _event=None) -> None:
-        self.book.remove(alert_id)
+    async def _remove(self, alert_id: str, _event=None) -> None:
+        try:
+            await self.keeper.remove(alert_id)
+        except StoreUnavailable as error:
+            self._say(f"Not removed: {error}", error=True)
+            return
         self._say("Removed")
         self._show_alerts()
 
@@ -147,7 +170,7 @@ class AlertsCard:
 
     def _show_alerts(self) -> None:
         rows = []
-        for alert in self.book.alerts(self.owner):
+        for alert in self.keeper.alerts():
             remove = pn.widgets.Button(label="Remove", color="light", width=90)
             remove.on_click(partial(self._remove, alert.alert_id))
             label = pn.pane.HTML(
@@ -172,22 +195,19 @@ class AlertsCard:
             self._show_fired(event)
 
     def _show_fired(self, event: AlertEvent) -> None:
-        self.log.appendleft(event)
+        self.log.appendleft(event.to_json())
         if self.panel is None:
             return
         with pn.io.hold(self.dashboard._doc if self.dashboard._server else None):
             self.log_pane.object = self._log_html()
-            self._toast(event.message)
-
-    def _toast(self, text: str) -> None:
-        self._notifications.warning(text, duration=8000)
+            self._notifications.warning(event.message, duration=8000)
 
     def _log_html(self) -> str:
         if not self.log:
             return "<i>Nothing has fired yet.</i>"
         items = "".join(
-            f"<li><time>{time.strftime('%H:%M:%S', time.localtime(e.time / 1000))}</time>"
-            f"{html.escape(e.message)}</li>"
+            f"<li><time>{time.strftime('%H:%M:%S', time.gmtime(e['timestamp'] / 1000))}</time>"
+            f"{html.escape(e['message'])}</li>"
             for e in self.log
         )
-        return f'<ol class="ff-alert-log" reversed>{items}</ol>'
+        return f'<ol class="ff-alert-log" reversed title="UTC times">{items}</ol>'

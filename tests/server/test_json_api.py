@@ -333,3 +333,142 @@ async def _close(session: SessionClient) -> None:
     session.close()
     while await asyncio.wait_for(session.ws.read_message(), 10) is not None:
         pass
+
+
+ALERT_ERRORS = [
+    ({"target": "AAPL", "condition": "above", "value": "190"}, 'value must be a number, got "190"'),
+    ({"target": "AAPL", "condition": "above", "value": None}, "value must be a number, got null"),
+    ({"target": "TSLA2", "condition": "above", "value": 1}, "Target: unknown symbol 'TSLA2'"),
+    ({"target": "AAPL", "condition": "moves by %", "value": -1},
+     "Value: a move must be a positive per cent"),
+    ({"target": "AAPL", "condition": "crosses", "value": 1},
+     "Condition: must be one of above, below, moves by %"),
+    ({"target": 5, "condition": "above", "value": 1}, "target must be a string"),
+    ({"target": "AAPL", "condition": "above", "value": 1, "when": "now"},
+     "add_alert does not take 'when'"),
+]  # fmt: skip
+
+
+def test_a_connections_alerts_fire_to_it_alone_and_bad_ones_are_refused(server):
+    async def main():
+        mine = await PortfolioClient.connect(server.url)
+        other = await PortfolioClient.connect(server.url)
+        for fields, message in ALERT_ERRORS:
+            await mine.send({"type": "add_alert", **fields})
+            assert await mine.receive() == {"type": "error", "message": message}
+        assert (await mine.get_alerts()) == {"alerts": [], "log": []}
+        alert = await mine.add_alert("AAPL", "above", 1)  # true now: fires on the next tick
+        assert alert["target"] == "AAPL" and alert["value"] == 1.0
+        fired = await anext(mine.fired(timeout=20))
+        assert fired["alert_id"] == alert["alert_id"] and fired["seq"] >= 0
+        assert fired["message"] == f"AAPL above 1.00: now {fired['current']:,.2f}"
+        portfolio = await mine.add_alert("Portfolio", "below", 1e12)
+        fired = await anext(mine.fired(timeout=20))
+        data = await mine.get_portfolio_data()
+        assert fired["alert_id"] == portfolio["alert_id"]
+        assert fired["current"] == pytest.approx(data["total_value"], rel=0.02)
+        listed = await mine.get_alerts()
+        ids = [a["alert_id"] for a in listed["alerts"]]
+        assert ids == [alert["alert_id"], portfolio["alert_id"]]
+        await mine.remove_alert(alert["alert_id"])
+        await mine.send({"type": "remove_alert", "alert_id": alert["alert_id"]})
+        assert await mine.receive() == {
+            "type": "error", "message": f"no such alert: {alert['alert_id']!r}"
+        }  # fmt: skip
+        # the other connection's alerts are its own: it heard nothing, and cannot remove them
+        await other.send({"type": "remove_alert", "alert_id": portfolio["alert_id"]})
+        reply = await other.receive()
+        assert reply == {"type": "error", "message": f"no such alert: {portfolio['alert_id']!r}"}
+        assert (await other.get_alerts())["alerts"] == []
+        await mine.aclose()
+        await other.aclose()
+
+    run_async(main())
+
+
+def test_a_users_alerts_fire_to_all_their_connections_and_no_one_elses(site):
+    ann, bob = _cookie(site, "ann"), _cookie(site, "bob")
+
+    async def main():
+        first = await PortfolioClient.connect(site.url, cookie=ann)
+        second = await PortfolioClient.connect(site.url, cookie=ann)
+        bobs = await PortfolioClient.connect(site.url, cookie=bob)
+        bob_id = bobs.established["portfolio_id"]
+        await first.send({"type": "add_alert", "target": "Portfolio", "condition": "above",
+                          "value": 1, "portfolio_id": bob_id})  # fmt: skip
+        refused = await first.receive()
+        assert refused == {"type": "error", "message": f"no such portfolio: {bob_id!r}"}
+        alert = await first.add_alert("MSFT", "above", 1)
+        for client in (first, second):  # added on one, fired to both
+            fired = await anext(client.fired(timeout=20))
+            assert fired["alert_id"] == alert["alert_id"]
+        assert [a["alert_id"] for a in (await second.get_alerts())["alerts"]] == [alert["alert_id"]]
+        bob_sees = await bobs.get_alerts()
+        assert bob_sees["alerts"] == [] and bob_sees["log"] == []
+        await bobs.send({"type": "remove_alert", "alert_id": alert["alert_id"]})
+        assert (await bobs.receive())["type"] == "error"
+        # ann's log (in the store) holds the firing once, however many connections heard it
+        log = await until_logged(second, alert["alert_id"])
+        assert [e["alert_id"] for e in log].count(alert["alert_id"]) == 1
+        await second.remove_alert(alert["alert_id"])
+        for client in (first, second, bobs):
+            await client.aclose()
+
+    run_async(main())
+
+
+async def until_logged(client, alert_id, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        log = (await client.get_alerts())["log"]
+        if any(e["alert_id"] == alert_id for e in log) or time.monotonic() > deadline:
+            return log
+        await asyncio.sleep(0.2)
+
+
+def test_stored_alerts_fire_with_nobody_connected_into_the_log_seen_next_time(tmp_path):
+    from finflow_panel.store import Position, open_store
+
+    add_user(tmp_path / "users.json", "ann", "ann-password")
+    store = open_store(f"sqlite:///{tmp_path}/finflow.db")
+    book = store.create("ann", "Mine", [Position("AAPL", 10.0), Position("MSFT", 2.0)])
+    store.add_alert("ann", {"alert_id": "up", "target": "AAPL", "condition": "above", "value": 1.0})
+    store.add_alert("ann", {"alert_id": "book", "target": "Portfolio", "condition": "below",
+                            "value": 1e9, "portfolio_id": book.portfolio_id})  # fmt: skip
+    store.close()
+    site = ServerProcess(
+        "--tick", "0.2", "--basic-auth", str(tmp_path / "users.json"), "--cookie-secret", SECRET,
+        "--store", f"sqlite:///{tmp_path}/finflow.db",
+    ).start()  # fmt: skip
+    try:
+        # Nobody has opened anything: the market ticks for ann's alerts all the same.
+        start = site.feed()["last_seq"]
+        until_sync(lambda: site.feed()["last_seq"] >= start + 5)
+        assert site.feed()["subscribers"] == 0
+        seq_before_anyone = site.feed()["last_seq"]
+        cookie = _cookie(site, "ann")
+
+        async def main():
+            client = await PortfolioClient.connect(site.url, cookie=cookie)
+            seen = await client.get_alerts()
+            await client.aclose()
+            return seen
+
+        seen = run_async(main())
+        assert {a["alert_id"] for a in seen["alerts"]} == {"up", "book"}
+        fired = {e["alert_id"]: e for e in seen["log"]}
+        assert set(fired) == {"up", "book"}
+        assert all(e["seq"] <= seq_before_anyone for e in fired.values())
+        assert fired["up"]["message"].startswith("AAPL above 1.00: now ")
+        value = fired["book"]["current"]
+        assert fired["book"]["message"] == f"Portfolio below 1,000,000,000.00: now {value:,.2f}"
+        # ann's book (10 AAPL near 190, 2 MSFT near 415), not one price nor the sample's
+        assert 2000 < value < 3500
+    finally:
+        site.stop()
+
+
+def until_sync(predicate, timeout=30.0):
+    from tests.util import wait_until
+
+    wait_until(predicate, timeout=timeout, interval=0.1)

@@ -165,3 +165,20 @@ def test_a_notebook_portfolio_alert_takes_a_portfolio():
     feed.advance()
     value = float(portfolio.quantities @ feed.prices)
     assert events and events[0].current == pytest.approx(value)
+
+
+def test_a_feed_ticks_while_an_alert_is_set_even_with_no_subscriber():
+    from tests.util import run_async, until
+
+    async def main():
+        feed = SharedFeed(RandomWalk(SYMBOLS, seed=3), tick=0.05)
+        seen = []
+        assert not feed.running
+        alert = feed.alerts.add("AAPL", "above", 1, callback=seen.append)
+        assert feed.running and feed.subscriber_count == 0
+        await until(lambda: seen, timeout=10, what="the alert to fire")
+        assert seen[0].alert == alert
+        feed.alerts.remove(alert.alert_id)
+        assert not feed.running
+
+    run_async(main())

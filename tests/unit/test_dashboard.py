@@ -10,6 +10,7 @@ from bokeh.document import Document
 
 from finflow_panel import Holding, LiveDashboard, Portfolio, SharedFeed
 from finflow_panel.ui.fanout import FanOut
+from tests.util import run_async
 
 
 @pytest.fixture
@@ -296,27 +297,29 @@ def test_alerts_card_adds_fires_logs_and_refuses_bad_values(feed):
     view._attach(None)  # a notebook: no server session
     view.show_alerts()
     card = view.alerts_card
+    book, owner = feed.alerts, card.keeper.owner
     assert card.panel in list(view._layout) and view._controls.alerts_open
+
+    def add(target, condition, value):
+        card.target.value, card.condition.value, card.value.value = target, condition, value
+        run_async(card._on_add())
+
     aapl = float(feed.prices[feed.symbols.index("AAPL")])
-    for value, condition, message in [
-        (None, "above", "Value: enter a number"),
-        (-1.0, "moves by %", "Value: a move must be a positive per cent"),
-    ]:
-        card.target.value, card.condition.value, card.value.value = "AAPL", condition, value
-        card.add_button.clicks += 1
-        assert card.message.object == message and "ff-error" in card.message.css_classes
-    assert card.book.alerts(card.owner) == []
-    card.target.value, card.condition.value, card.value.value = "AAPL", "above", aapl / 2
-    card.add_button.clicks += 1
-    card.target.value, card.value.value = "Portfolio", 1e12
-    card.condition.value = "below"
-    card.add_button.clicks += 1
-    labels = [a.label for a in card.book.alerts(card.owner)]
+    add("AAPL", "above", None)
+    assert card.message.object == "Value: enter a number"
+    assert "ff-error" in card.message.css_classes
+    add("AAPL", "moves by %", -1.0)
+    assert card.message.object == "Value: a move must be a positive per cent"
+    assert book.alerts(owner) == []
+    add("AAPL", "above", aapl / 2)
+    assert card.message.object == f"Added: AAPL above {aapl / 2:,.2f}"
+    add("Portfolio", "below", 1e12)
+    labels = [a.label for a in book.alerts(owner)]
     assert labels == [f"AAPL above {aapl / 2:,.2f}", "Portfolio below 1,000,000,000,000.00"]
     feed.advance()
-    assert [e.alert.label for e in card.log] == labels[::-1]
+    assert [e["message"].split(":")[0] for e in card.log] == labels[::-1]
     value = float(view.portfolio.quantities @ feed.prices[view._columns])
-    assert card.log[0].current == pytest.approx(value)
+    assert card.log[0]["current"] == pytest.approx(value)
     assert "AAPL above" in card.log_pane.object and "Portfolio below" in card.log_pane.object
     feed.advance()
     assert len(card.log) == 2  # still true: no repeat until re-armed
@@ -325,12 +328,12 @@ def test_alerts_card_adds_fires_logs_and_refuses_bad_values(feed):
     prices = np.ones(len(feed.symbols))
     prices[feed.symbols.index("AAPL")] = 2e12
     # 3 AAPL at 2e12: not below 1e12, so it re-arms (AAPL above stays true: quiet)
-    assert card.book.evaluate(prices, feed.open_prices, 99, 0.0) == []
-    events = card.book.evaluate(prices / 1e9, feed.open_prices, 100, 0.0)  # 6e3: below again
+    assert book.evaluate(prices, feed.open_prices, 99, 0.0) == []
+    events = book.evaluate(prices / 1e9, feed.open_prices, 100, 0.0)  # 6e3: below again
     assert [e.alert.target for e in events] == ["Portfolio"]
     assert events[0].current == pytest.approx(6000.0)
-    first = card.book.alerts(card.owner)[0]
-    card._remove(first.alert_id)
-    assert [a.label for a in card.book.alerts(card.owner)] == labels[1:]
+    first = book.alerts(owner)[0]
+    run_async(card._remove(first.alert_id))
+    assert [a.label for a in book.alerts(owner)] == labels[1:]
     view.close()
-    assert card.book.alerts(card.owner) == []
+    assert book.alerts(owner) == []

@@ -9,6 +9,9 @@ import threading
 import pytest
 
 from finflow_panel.store import (
+    ALERT_LOG_SIZE,
+    EVERYONE,
+    MAX_ALERTS,
     MAX_PORTFOLIOS,
     Position,
     StoreError,
@@ -104,6 +107,56 @@ def test_listeners_hear_their_users_changes(store):
     store.delete("ann", made.portfolio_id)
     assert store.portfolios("ann") == []
     assert heard == ["ann", "ann"]
+
+
+def _alert(i, **extra):
+    return {"alert_id": f"al{i}", "target": "AAPL", "condition": "above", "value": 100.0 + i,
+            **extra}  # fmt: skip
+
+
+def test_alerts_are_kept_per_user_in_order_and_limited(store):
+    heard = []
+    store.subscribe(EVERYONE, heard.append)
+    store.add_alert("ann", _alert(1))
+    store.add_alert("ann", _alert(2, target="Portfolio", portfolio_id="p1"))
+    store.add_alert("bob", _alert(3))
+    assert store.alerts("ann") == [_alert(1), _alert(2, target="Portfolio", portfolio_id="p1")]
+    assert store.alerts("bob") == [_alert(3)]
+    assert store.alert_owners() == ["ann", "bob"]
+    wait_until(lambda: sorted(heard) == ["ann", "ann", "bob"], timeout=10)
+    # another user's id reads as missing
+    assert store.remove_alert("bob", "al1") is False
+    assert store.remove_alert("ann", "al1") is True
+    assert store.remove_alert("ann", "al1") is False
+    assert [a["alert_id"] for a in store.alerts("ann")] == ["al2"]
+    store.remove_alert("bob", "al3")
+    assert store.alert_owners() == ["ann"]
+    for i in range(MAX_ALERTS - 1):
+        store.add_alert("cy", _alert(100 + i))
+    store.add_alert("cy", _alert(999))
+    with pytest.raises(StoreError, match=f"at most {MAX_ALERTS} alerts"):
+        store.add_alert("cy", _alert(1000))
+    assert len(store.alerts("cy")) == MAX_ALERTS
+
+
+def test_the_alert_log_keeps_each_firing_once_newest_first_and_bounded(store):
+    def entry(i, seq):
+        return {"alert_id": f"al{i}", "seq": seq, "timestamp": 1000.0 * seq, "message": f"m{seq}"}
+
+    assert store.log_alert("ann", entry(1, 5)) is True
+    # the same firing written by another process checking the same tick: kept once
+    assert store.log_alert("ann", entry(1, 5)) is False
+    assert store.log_alert("ann", entry(2, 5)) is True
+    assert store.log_alert("ann", entry(1, 9)) is True
+    assert [(e["alert_id"], e["seq"]) for e in store.alert_log("ann")] == [
+        ("al1", 9), ("al2", 5), ("al1", 5)
+    ]  # fmt: skip
+    assert store.alert_log("bob") == []
+    for seq in range(100, 100 + ALERT_LOG_SIZE + 5):
+        store.log_alert("ann", entry(1, seq))
+    log = store.alert_log("ann")
+    assert len(log) == ALERT_LOG_SIZE
+    assert log[0]["seq"] == 100 + ALERT_LOG_SIZE + 4 and log[-1]["seq"] == 105
 
 
 def test_another_process_hears_changes_through_redis(redis_server):
