@@ -190,6 +190,10 @@ def _distinct_site(n: int) -> tuple[tuple[str, ...], list[str]]:
     return options, cookies
 
 
+#: A session with candles and every indicator on (the options a link can carry).
+CHARTS_ROUTE = "/portfolio?chart=Candles&indicators=SMA,EMA,Bollinger"
+
+
 def run(
     kind: str, n: int, window: float, warmup: float, shards: int, client=None, route=None
 ) -> dict:
@@ -208,7 +212,7 @@ def run(
     extra, cookies = _distinct_site(n) if kind == "distinct" else ((), None)
     server = start_server("baseline" if kind == "baseline" else "finflow", port, extra)
     proc = psutil.Process(server.pid)
-    route = route or ("/baseline_app" if kind == "baseline" else "/portfolio")
+    route = route or {"baseline": "/baseline_app", "charts": CHARTS_ROUTE}.get(kind, "/portfolio")
     url = f"http://127.0.0.1:{port}{route}"
     context = multiprocessing.get_context("spawn")
     workers = []
@@ -557,6 +561,11 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--double-build-sessions", type=int, default=200)
     parser.add_argument(
+        "--charts",
+        action="store_true",
+        help="also run each size with candles and all three indicators on in every session",
+    )
+    parser.add_argument(
         "--distinct-portfolios",
         action="store_true",
         help="also run each size with every session signed in to a portfolio of its own",
@@ -583,6 +592,8 @@ def main() -> None:
     print(header, flush=True)
     results = []
     kinds = [("baseline", baseline_sizes), ("finflow", sizes)]
+    if args.charts:
+        kinds.append(("charts", sizes))
     if args.distinct_portfolios:
         # The same sizes again, each session signed in as a user of its own portfolio.
         kinds.append(("distinct", sizes))

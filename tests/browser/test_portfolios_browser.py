@@ -208,3 +208,40 @@ def test_portfolios_outlive_a_restart_and_another_user_never_sees_them(site, chr
         expect(page.locator("select").first).not_to_contain_text("Restart proof")
         expect(_rows(page).filter(has_text="KO")).to_have_count(0)
     bob.close()
+
+
+def test_a_users_alerts_and_their_log_outlive_the_tab_and_a_restart(site, chromium_browser):
+    ann = chromium_browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = ann.new_page()
+    _sign_in(page, site, "ann")
+    page.get_by_role("button", name="Alerts").click()
+    page.get_by_label("Target").select_option("MSFT")
+    page.get_by_label("Value").fill("1")
+    page.get_by_label("Value").press("Enter")
+    page.get_by_role("button", name="Add alert").click()
+    expect(page.locator(".ff-alert-message")).to_have_text("Added: MSFT above 1.00")
+    expect(page.locator(".notyf__toast")).to_contain_text("MSFT above 1.00: now ")
+    ann.close()  # the tab closes: her alert stays, checked by the server
+    site.stop()
+    site.start()
+
+    again = chromium_browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = again.new_page()
+    _sign_in(page, site, "ann")
+    page.get_by_role("button", name="Alerts").click()
+    card = page.locator(".card", has_text="Active alerts")
+    expect(card.locator(".ff-alert-label")).to_have_text(["MSFT above 1.00"])
+    # the log she sees holds the firing from before the restart, from the store
+    expect(card.locator(".ff-alert-log li").first).to_contain_text("MSFT above 1.00: now ")
+    card.get_by_role("button", name="Remove").click()
+    expect(card.get_by_text("No alerts yet.")).to_be_visible()
+    again.close()
+
+    bob = chromium_browser.new_context()
+    page = bob.new_page()
+    _sign_in(page, site, "bob")
+    page.get_by_role("button", name="Alerts").click()
+    card = page.locator(".card", has_text="Active alerts")
+    expect(card.get_by_text("No alerts yet.")).to_be_visible()
+    expect(card.get_by_text("Nothing has fired yet.")).to_be_visible()
+    bob.close()
