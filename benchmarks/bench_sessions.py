@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -86,9 +87,9 @@ def cpu(proc: psutil.Process) -> float:
     return times.user + times.system
 
 
-async def open_cost(kind: str, n: int, warm: int = 5) -> dict:
+async def open_cost(kind: str, n: int, warm: int = 5, cwd: Path | None = None) -> dict:
     """Median server CPU (ms) to open one session, and the pulled document's size."""
-    process, url = start(kind)
+    process, url = start(kind, cwd)
     proc = psutil.Process(process.pid)
     clients, costs = [], []
     try:
@@ -265,25 +266,66 @@ def main() -> None:
         metavar="GIT_REF",
         help="also time first paint of this commit's dashboard, alternating with this one",
     )
+    parser.add_argument(
+        "--open-baseline",
+        default=None,
+        metavar="GIT_REF",
+        help="also measure this commit's dashboard's open cost, alternating with this one",
+    )
     parser.add_argument("--only", default="open,storm,paint", help="parts to run")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     print(f"sessions benchmark, {os.cpu_count()} cores", flush=True)
     if "open" in parts:
-        report_open_cost(args.open)
+        report_open_cost(args.open, args.open_baseline)
     if "storm" in parts:
         report_storm(args.storm)
     if "paint" in parts:
         report_first_paint(args.paint, args.paint_baseline)
 
 
-def report_open_cost(n: int) -> None:
+def report_open_cost(n: int, baseline: str | None = None) -> None:
+    if baseline is not None:
+        report_open_against(n, baseline)
+        return
     dash = asyncio.run(open_cost("dashboard", n))
     ref = asyncio.run(open_cost("reference", n))
     print(f"open cost (median of {n}, server CPU per session):")
     for r in (dash, ref):
         print(f"  {r['kind']:<10} {r['cpu_ms']:7.1f} ms   document {r['doc_kb']:5.1f} kB")
     print(f"  dashboard / reference: {dash['cpu_ms'] / ref['cpu_ms']:.2f}", flush=True)
+
+
+def report_open_against(n: int, baseline: str, rounds: int = 3) -> None:
+    """This checkout's dashboard against ``baseline``'s, alternating ``rounds`` times
+    (the machine's speed drifts between runs), each round ``n`` sessions."""
+    with _worktree(baseline) as tree:
+        ours, theirs = [], []
+        for _ in range(rounds):
+            ours.append(asyncio.run(open_cost("dashboard", n)))
+            theirs.append(asyncio.run(open_cost("dashboard", n, cwd=tree)))
+    print(f"open cost (median of {n} per round, {rounds} rounds alternating, server CPU):")
+    for label, runs in (("this checkout", ours), (f"baseline {baseline}", theirs)):
+        costs = " ".join(f"{r['cpu_ms']:.0f}" for r in runs)
+        print(f"  {label:<22} {statistics.median(r['cpu_ms'] for r in runs):7.1f} ms "
+              f"(rounds: {costs})   document {runs[-1]['doc_kb']:5.1f} kB")  # fmt: skip
+    ratio = statistics.median(r["cpu_ms"] for r in ours) / statistics.median(
+        r["cpu_ms"] for r in theirs
+    )
+    print(f"  this checkout / baseline: {ratio:.2f}", flush=True)
+
+
+@contextlib.contextmanager
+def _worktree(ref: str):
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        git = ["git", "-C", str(ROOT)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(tree), ref], check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            yield tree
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
 
 
 def report_storm(spec: str) -> None:
@@ -310,18 +352,11 @@ def report_first_paint(tries: int, baseline: str | None = None) -> None:
         return
     # The machine's speed drifts between runs: compare with the baseline commit in the
     # same run, alternating, from a temporary worktree of it.
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "baseline"
-        git = ["git", "-C", str(ROOT)]
-        subprocess.run([*git, "worktree", "add", "--detach", str(tree), baseline], check=True,
-                       capture_output=True)  # fmt: skip
-        try:
-            ours, theirs = [], []
-            for _ in range(2):
-                ours += first_paint(tries)
-                theirs += first_paint(tries, cwd=tree)
-        finally:
-            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
+    with _worktree(baseline) as tree:
+        ours, theirs = [], []
+        for _ in range(2):
+            ours += first_paint(tries)
+            theirs += first_paint(tries, cwd=tree)
     _print_paint("this checkout", ours)
     _print_paint(f"baseline {baseline}", theirs)
     ratio = statistics.median(t for t, _ in ours) / statistics.median(t for t, _ in theirs)

@@ -5,6 +5,25 @@ const sign = (x) => x > 0 ? "+" : (x < 0 ? "\u2212" : "")
 const signed = (x, digits = 2) => sign(x) + fmt(Math.abs(x), digits)
 const tone = (x) => x > 0 ? "ff-up" : (x < 0 ? "ff-down" : "")
 
+// A view's style, in the module (cached with it) rather than in every session's
+// document: one constructed stylesheet per view class, adopted by each view's shadow root.
+const SHEETS = new Map()
+function styled(css, render) {
+  return (props) => {
+    let sheet = SHEETS.get(css)
+    if (sheet == null) {
+      sheet = new CSSStyleSheet()
+      sheet.replaceSync(css)
+      SHEETS.set(css, sheet)
+    }
+    const root = props.view.shadow_el ?? props.el.getRootNode()
+    if (root.adoptedStyleSheets != null && !root.adoptedStyleSheets.includes(sheet)) {
+      root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet]
+    }
+    return render(props)
+  }
+}
+
 function follow(model, view, draw) {
   const source = view.model.document.get_model_by_id(model.source_id)
   if (source == null) { return null }
@@ -68,7 +87,7 @@ function render({ model, el, view }) {
   model.on("remove", () => clearInterval(timer))
   model.rendered = true
 }
-return { render }
+return { render: styled("\n:host { width: 100%; }\n.ff-card { background: var(--panel-surface-color, #fff); border-radius: 10px;\n           padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12);\n           font-family: system-ui, sans-serif; }\n.ff-label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #6b7280; }\n.ff-up { color: #15803d; }\n.ff-down { color: #b91c1c; }\n\n        .ff-kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));\n                   gap: 12px; width: 100%; }\n        .ff-value { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }\n        .ff-small { font-size: 20px; }\n        .ff-age { font-size: 12px; color: #6b7280; }\n        @media (max-width: 520px) {\n          .ff-kpis { grid-template-columns: 1fr; gap: 8px; }\n          .ff-card { padding: 10px 14px; }\n        }\n", render) }
 })()
 
 const HoldingsTable = (() => {
@@ -130,7 +149,7 @@ function render({ model, el, view }) {
   model.on("cost_basis", () => source && draw(source))
   el.append(table)
 }
-return { render }
+return { render: styled("\n:host { width: 100%; }\n.ff-card { background: var(--panel-surface-color, #fff); border-radius: 10px;\n           padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12);\n           font-family: system-ui, sans-serif; }\n.ff-label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #6b7280; }\n.ff-up { color: #15803d; }\n.ff-down { color: #b91c1c; }\n\n        .ff-holdings { width: 100%; border-collapse: collapse; font: 14px system-ui, sans-serif;\n                       font-variant-numeric: tabular-nums; }\n        .ff-holdings caption { text-align: left; font: 650 18px system-ui, sans-serif;\n                               padding: 10px 0 6px; color: #111827; }\n        .ff-holdings th { text-align: left; font-weight: 600; color: #374151;\n                          border-bottom: 2px solid #e5e7eb; padding: 8px 10px; }\n        .ff-holdings td { border-bottom: 1px solid #f3f4f6; padding: 7px 10px; }\n        .ff-holdings td:nth-child(n+3), .ff-holdings th:nth-child(n+3) { text-align: right; }\n        .ff-holdings tbody tr:hover { background: #f9fafb; }\n        /* A phone shows symbol, price, change, change % and value; the rest folds away. */\n        @media (max-width: 600px) {\n          .ff-holdings { font-size: 13px; }\n          .ff-holdings th, .ff-holdings td { padding: 7px 5px; }\n          .ff-holdings :is(th, td):is(:nth-child(2), :nth-child(6), :nth-child(8),\n                                      :nth-child(9)) { display: none; }\n        }\n", render) }
 })()
 
 const Diagnostics = (() => {
@@ -181,7 +200,7 @@ function render({ model, el, view }) {
   model.on("server", () => source && draw(source))
   el.append(details)
 }
-return { render }
+return { render: styled("\n:host { width: 100%; }\n.ff-card { background: var(--panel-surface-color, #fff); border-radius: 10px;\n           padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12);\n           font-family: system-ui, sans-serif; }\n.ff-label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #6b7280; }\n.ff-up { color: #15803d; }\n.ff-down { color: #b91c1c; }\n\n        .ff-diagnostics summary { cursor: pointer; font-weight: 600; }\n        .ff-diagnostics table { margin-top: 8px; font: 13px system-ui, sans-serif; }\n        .ff-diagnostics td { padding: 2px 12px 2px 0; }\n        .ff-diagnostics td:last-child { font-weight: 600; font-variant-numeric: tabular-nums; }\n", render) }
 })()
 
 const ChartControls = (() => {
@@ -278,7 +297,7 @@ function render({ model, el, view }) {
   draw()
   el.append(bar)
 }
-return { render }
+return { render: styled("\n:host { width: 100%; }\n.ff-controls { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end;\n               font: 13px system-ui, sans-serif; padding: 4px 0; }\n.ff-field { display: flex; flex-direction: column; gap: 2px; color: #374151; }\n.ff-controls select, .ff-controls input { font: inherit; padding: 4px 6px;\n               border: 1px solid #cbd5e1; border-radius: 6px; background: #fff; }\n.ff-controls input { width: 64px; }\n.ff-group { display: inline-flex; }\n.ff-controls button { font: inherit; padding: 5px 10px; border: 1px solid #1d4ed8;\n               background: #fff; color: #1d4ed8; cursor: pointer; }\n.ff-group button:first-child { border-radius: 6px 0 0 6px; }\n.ff-group button:last-child { border-radius: 0 6px 6px 0; }\n.ff-group button + button { border-left: none; }\n.ff-group button[aria-pressed=\"true\"] { background: #1d4ed8; color: #fff; }\n.ff-alerts-toggle { border-radius: 6px; margin-left: auto; }\n.ff-alerts-toggle[aria-pressed=\"true\"] { background: #1d4ed8; color: #fff; }\n.ff-download { border-radius: 6px; }\n@media (pointer: coarse) {\n  .ff-controls button, .ff-controls select, .ff-controls input { min-height: 44px; }\n}\n", render) }
 })()
 
 const ConnectionStatus = (() => {
@@ -329,7 +348,7 @@ function render({ model, el, view }) {
     setTimeout(() => probe(Date.now()), jittered(model.poll_interval))
   })
 }
-return { render }
+return { render: styled("\n.ff-status { font: 600 13px system-ui, sans-serif; padding: 4px 10px;\n             border-radius: 999px; white-space: nowrap; }\n.ff-status[data-state=\"connected\"] { color: #15803d; background: #dcfce7; }\n.ff-status[data-state=\"reconnecting\"] { color: #a16207; background: #fef9c3; }\n.ff-status[data-state=\"stalled\"] { color: #a16207; background: #fef9c3; }\n.ff-status[data-state=\"disconnected\"] { color: #b91c1c; background: #fee2e2; }\n", render) }
 })()
 
 export default { KpiCards, HoldingsTable, Diagnostics, ChartControls, ConnectionStatus }

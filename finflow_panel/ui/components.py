@@ -9,6 +9,7 @@ the source by its id in their own Bokeh document and listen to its ``streaming``
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -24,6 +25,25 @@ const fmt = (x, digits = 2) => Number(x).toLocaleString("en-US", {
 const sign = (x) => x > 0 ? "+" : (x < 0 ? "\\u2212" : "")
 const signed = (x, digits = 2) => sign(x) + fmt(Math.abs(x), digits)
 const tone = (x) => x > 0 ? "ff-up" : (x < 0 ? "ff-down" : "")
+
+// A view's style, in the module (cached with it) rather than in every session's
+// document: one constructed stylesheet per view class, adopted by each view's shadow root.
+const SHEETS = new Map()
+function styled(css, render) {
+  return (props) => {
+    let sheet = SHEETS.get(css)
+    if (sheet == null) {
+      sheet = new CSSStyleSheet()
+      sheet.replaceSync(css)
+      SHEETS.set(css, sheet)
+    }
+    const root = props.view.shadow_el ?? props.el.getRootNode()
+    if (root.adoptedStyleSheets != null && !root.adoptedStyleSheets.includes(sheet)) {
+      root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet]
+    }
+    return render(props)
+  }
+}
 
 function follow(model, view, draw) {
   const source = view.model.document.get_model_by_id(model.source_id)
@@ -61,9 +81,15 @@ _CARD_CSS = """
 """
 
 
-def _standalone(render: str) -> str:
-    """One view's own ES module (the prelude and its ``render``), used in ``--dev``."""
-    return _PRELUDE + textwrap.dedent(render) + "\nexport { render }\n"
+def _standalone(render: str, css: str) -> str:
+    """One view's own ES module (the prelude, its ``render`` and its style), used in
+    Jupyter and ``--dev``."""
+    return (
+        _PRELUDE
+        + textwrap.dedent(render)
+        + f"\nconst styledRender = styled({json.dumps(textwrap.dedent(css))}, render)"
+        + "\nexport { styledRender as render }\n"
+    )
 
 
 class _BundledView(JSComponent):
@@ -77,6 +103,8 @@ class _BundledView(JSComponent):
     """
 
     _bundle = "components.bundle.js"
+    #: The view's style sheet, shipped in its module (not in each session's document).
+    _css = ""
 
     __abstract = True
 
@@ -140,9 +168,7 @@ class KpiCards(_SourceView):
       model.rendered = true
     }
     """
-    _esm = _standalone(_render)
-
-    _stylesheets = [
+    _css = (
         _CARD_CSS
         + """
         .ff-kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));
@@ -155,7 +181,8 @@ class KpiCards(_SourceView):
           .ff-card { padding: 10px 14px; }
         }
         """
-    ]
+    )
+    _esm = _standalone(_render, _css)
 
 
 class HoldingsTable(_SourceView):
@@ -229,9 +256,7 @@ class HoldingsTable(_SourceView):
       el.append(table)
     }
     """
-    _esm = _standalone(_render)
-
-    _stylesheets = [
+    _css = (
         _CARD_CSS
         + """
         .ff-holdings { width: 100%; border-collapse: collapse; font: 14px system-ui, sans-serif;
@@ -251,7 +276,8 @@ class HoldingsTable(_SourceView):
                                       :nth-child(9)) { display: none; }
         }
         """
-    ]
+    )
+    _esm = _standalone(_render, _css)
 
 
 class Diagnostics(_SourceView):
@@ -315,9 +341,7 @@ class Diagnostics(_SourceView):
       el.append(details)
     }
     """
-    _esm = _standalone(_render)
-
-    _stylesheets = [
+    _css = (
         _CARD_CSS
         + """
         .ff-diagnostics summary { cursor: pointer; font-weight: 600; }
@@ -325,7 +349,8 @@ class Diagnostics(_SourceView):
         .ff-diagnostics td { padding: 2px 12px 2px 0; }
         .ff-diagnostics td:last-child { font-weight: 600; font-variant-numeric: tabular-nums; }
         """
-    ]
+    )
+    _esm = _standalone(_render, _css)
 
 
 class ChartControls(_SourceView):
@@ -444,10 +469,7 @@ class ChartControls(_SourceView):
       el.append(bar)
     }
     """
-    _esm = _standalone(_render)
-
-    _stylesheets = [
-        """
+    _css = """
         :host { width: 100%; }
         .ff-controls { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end;
                        font: 13px system-ui, sans-serif; padding: 4px 0; }
@@ -469,7 +491,7 @@ class ChartControls(_SourceView):
           .ff-controls button, .ff-controls select, .ff-controls input { min-height: 44px; }
         }
         """
-    ]
+    _esm = _standalone(_render, _css)
 
 
 class ConnectionStatus(_BundledView):
@@ -546,10 +568,7 @@ class ConnectionStatus(_BundledView):
       })
     }
     """
-    _esm = _standalone(_render)
-
-    _stylesheets = [
-        """
+    _css = """
         .ff-status { font: 600 13px system-ui, sans-serif; padding: 4px 10px;
                      border-radius: 999px; white-space: nowrap; }
         .ff-status[data-state="connected"] { color: #15803d; background: #dcfce7; }
@@ -557,7 +576,7 @@ class ConnectionStatus(_BundledView):
         .ff-status[data-state="stalled"] { color: #a16207; background: #fef9c3; }
         .ff-status[data-state="disconnected"] { color: #b91c1c; background: #fee2e2; }
         """
-    ]
+    _esm = _standalone(_render, _css)
 
 
 BUNDLE = Path(__file__).with_name(_BundledView._bundle)
@@ -569,7 +588,7 @@ def bundle_source() -> str:
     as ``default[ClassName]``, which is how Panel finds a class in a bundle."""
     modules = [
         f"const {view.__name__} = (() => {{\n{textwrap.dedent(view._render).strip()}\n"
-        "return { render }\n})()\n"
+        f"return {{ render: styled({json.dumps(textwrap.dedent(view._css))}, render) }}\n}})()\n"
         for view in _VIEWS
     ]
     names = ", ".join(view.__name__ for view in _VIEWS)
