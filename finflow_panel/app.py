@@ -474,32 +474,24 @@ def _current_rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class _FollowMarket(Handler):
-    """Start this process's feed when its server starts (Bokeh's ``on_server_loaded``)."""
+class _AtServerStart(Handler):
+    """Call ``start()`` when the server starts (Bokeh's ``on_server_loaded``), in every
+    process (after the fork, with ``--num-procs``): not on the first visitor."""
 
-    def __init__(self, config: ServeConfig) -> None:
+    def __init__(self, start) -> None:
         super().__init__()
-        self.config = config
+        self._start = start
 
     def modify_document(self, doc) -> None:
         """Nothing to add to a session's document."""
 
     def on_server_loaded(self, server_context) -> None:
-        process_feed(self.config)
+        self._start()
 
 
-class _WatchUsersAlerts(Handler):
+def _watch_users_alerts(config: ServeConfig) -> None:
     """Check signed-in users' alerts from the start, whether or not anyone is here."""
-
-    def __init__(self, config: ServeConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    def modify_document(self, doc) -> None:
-        """Nothing to add to a session's document."""
-
-    def on_server_loaded(self, server_context) -> None:
-        IOLoop.current().add_callback(user_alerts(process_service(self.config)).start)
+    IOLoop.current().add_callback(user_alerts(process_service(config)).start)
 
 
 def serve(
@@ -547,11 +539,10 @@ def serve(
     }
     apps[f"/{DASHBOARD_ROUTE}"].add(SessionAdmission())
     if config.redis:
-        # Follow (and stand for leading) the market from the start, in every process
-        # (after the fork, with --num-procs): not on the first visitor.
-        apps[f"/{DASHBOARD_ROUTE}"].add(_FollowMarket(config))
+        # Follow (and stand for leading) the market from the start.
+        apps[f"/{DASHBOARD_ROUTE}"].add(_AtServerStart(partial(process_feed, config)))
     if config.sign_in:
-        apps[f"/{DASHBOARD_ROUTE}"].add(_WatchUsersAlerts(config))
+        apps[f"/{DASHBOARD_ROUTE}"].add(_AtServerStart(partial(_watch_users_alerts, config)))
     # Each app's documents share one structure: check the first, not every session's.
     settings.perform_document_validation.set_value(False)
     for app in apps.values():

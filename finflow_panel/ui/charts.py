@@ -197,20 +197,20 @@ def time_ticks() -> TimeAxis:
     return ticker, DatetimeTickFormatter()
 
 
-#: The portfolio's value at every row, worked out in the browser from the price columns
-#: the session holds: sessions showing different portfolios still share one update.
+#: The chosen series at every row, as ``v``: a portfolio's value (or one symbol's
+#: price: one holding of quantity 1), worked out in the browser from the price columns
+#: the session holds, so sessions showing different portfolios still share one update.
 #: Summed holding by holding, in holding order, as ``model.portfolio_values`` sums.
-_VALUE_CODE = """
+_SERIES_JS = """
 const n = this.get_length() ?? 0
-const out = new Float64Array(n)
+const v = new Float64Array(n)
 for (let j = 0; j < symbols.length; j++) {
   const prices = this.data[symbols[j]]
   if (prices == null) { continue }
-  const q = quantities[j]
-  for (let i = 0; i < n; i++) { out[i] += prices[i] * q }
+  for (let i = 0; i < n; i++) { v[i] += prices[i] * quantities[j] }
 }
-return out
 """
+_VALUE_CODE = _SERIES_JS + "return v\n"
 
 
 def portfolio_value(symbols, quantities) -> CustomJSExpr:
@@ -370,18 +370,6 @@ def set_symbol_lines(
 #
 # Worked out in the browser from the rows the session already holds, like the value line:
 # the server streams the same price rows whatever a session shows.
-
-#: The chosen series (a portfolio's value, or one symbol: one holding of quantity 1) at
-#: every row, as `_VALUE_CODE` sums it.
-_SERIES_JS = """
-const n = this.get_length() ?? 0
-const v = new Float64Array(n)
-for (let j = 0; j < symbols.length; j++) {
-  const prices = this.data[symbols[j]]
-  if (prices == null) { continue }
-  for (let i = 0; i < n; i++) { v[i] += prices[i] * quantities[j] }
-}
-"""
 
 #: OHLC bars of ``bar`` ticks, bars aligned on sequence numbers (tick k is in bar
 #: floor(k / bar)), so every session draws the same bars; each row holds its bar's
