@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .model import Holding, Portfolio, PortfolioError, simulate
+from .model import Holding, Portfolio, PortfolioError, calibrate, load_prices, simulate
 from .sim import RandomWalk
 
 __version__ = "0.1.0"
@@ -23,6 +23,8 @@ __all__ = [
     "SharedFeed",
     "TickBatch",
     "__version__",
+    "calibrate",
+    "load_prices",
     "simulate",
 ]
 

@@ -268,7 +268,55 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_const", const=0, dest="count",
                        help="print the portfolio once and exit (same as --count 0)")  # fmt: skip
     watch.set_defaults(handler=_watch)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="estimate drift, volatility and correlation from a price history file",
+        description=(
+            "Read a price history (CSV or Parquet: wide, long, or one symbol's OHLC bars) "
+            "and print each symbol's annual drift and volatility from log returns, and "
+            "their correlation."
+        ),
+        epilog="example: finflow-panel calibrate prices.csv --json",
+    )
+    calibrate.add_argument("file", type=Path, metavar="FILE", help="the price history")
+    calibrate.add_argument(
+        "--periods-per-year",
+        type=_number,
+        help="periods a year (default: inferred from the dates: 252 daily, 52 weekly, ...)",
+    )
+    calibrate.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    calibrate.set_defaults(handler=_calibrate)
     return parser
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    from .model import PriceFileError, calibrate, load_prices
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            prices = load_prices(args.file)
+        result = calibrate(prices, periods_per_year=args.periods_per_year)
+    except (PriceFileError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+    for warning in caught:
+        print(f"finflow-panel calibrate: warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    first, last = prices.index[0], prices.index[-1]
+    print(f"{args.file}: {len(prices)} dates from {first:%Y-%m-%d} to {last:%Y-%m-%d}, "
+          f"{result.periods_per_year:g} periods a year, {result.observations} returns")  # fmt: skip
+    print()
+    print(result.table().to_string(float_format=lambda x: f"{x:,.4f}"))
+    print()
+    print("correlation")
+    print(result.correlation.to_string(float_format=lambda x: f"{x:.3f}"))
+    return 0
 
 
 def _read_password(name: str, confirm: bool = True) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import risk
+from .history import Calibration, PriceFileError, calibrate, load_prices
 from .market import simulate
 from .portfolio import (
     HOLDING_COLUMNS,
@@ -16,11 +17,15 @@ from .universe import Universe
 
 __all__ = [
     "HOLDING_COLUMNS",
+    "Calibration",
     "VALUATION_COLUMNS",
     "Holding",
     "Portfolio",
     "PortfolioError",
+    "PriceFileError",
     "Universe",
+    "calibrate",
+    "load_prices",
     "portfolio_values",
     "risk",
     "simulate",

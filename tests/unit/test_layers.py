@@ -70,6 +70,8 @@ def test_exported_members():
             "SharedFeed",
             "TickBatch",
             "__version__",
+            "calibrate",
+            "load_prices",
             "simulate",
         ]
     )
