@@ -49,6 +49,100 @@ function valuation(model, source) {
 }
 
 const KpiCards = (() => {
+function renderToolbar({ model, el, view }) {
+  const bar = document.createElement("div")
+  bar.className = "ff-controls"
+  bar.setAttribute("role", "toolbar")
+  bar.setAttribute("aria-label", "Chart options")
+  const field = (label, input) => {
+    const wrap = document.createElement("label")
+    wrap.className = "ff-field"
+    wrap.append(label, input)
+    return wrap
+  }
+  const group = (label, options, pressed, press) => {
+    const box = document.createElement("div")
+    box.className = "ff-group"
+    box.setAttribute("role", "group")
+    box.setAttribute("aria-label", label)
+    const buttons = options.map((option) => {
+      const b = document.createElement("button")
+      b.type = "button"
+      b.textContent = option
+      b.addEventListener("click", () => press(option))
+      box.append(b)
+      return b
+    })
+    const sync = () => buttons.forEach((b, i) =>
+      b.setAttribute("aria-pressed", String(pressed(options[i]))))
+    return [box, sync]
+  }
+  const series = document.createElement("select")
+  series.addEventListener("change", () => { model.series = series.value })
+  const size = document.createElement("select")
+  size.addEventListener("change", () => { model.bar_ticks = Number(size.value) })
+  const win = document.createElement("input")
+  win.type = "number"; win.min = "2"; win.max = "500"; win.step = "1"
+  win.addEventListener("change", () => {
+    const n = Number(win.value)
+    if (Number.isInteger(n) && n >= 2 && n <= 500) { model.window = n }
+    else { win.value = model.window }
+  })
+  const [style, syncStyle] = group("Chart", ["Line", "Candles"],
+    (o) => model.chart === o, (o) => { model.chart = o })
+  const [marks, syncMarks] = group("Indicators", model.indicator_choices,
+    (o) => model.indicators.includes(o),
+    (o) => { model.indicators = model.indicators.includes(o) ?
+      model.indicators.filter((x) => x !== o) : [...model.indicators, o] })
+  const [scale, syncScale] = group("Prices", ["% change", "Price"],
+    (o) => model.price_view === o, (o) => { model.price_view = o })
+  const download = document.createElement("button")
+  download.type = "button"
+  download.className = "ff-download"
+  download.textContent = "Download CSV"
+  download.addEventListener("click", () => {
+    const source = view.model.document.get_model_by_id(model.source_id)
+    if (source == null) { return }
+    const d = source.data, n = d.time.length
+    const head = ["time", "seq", ...model.symbols, "portfolio_value"]
+    const lines = [head.join(",")]
+    for (let i = 0; i < n; i++) {
+      const prices = model.symbols.map((s) => d[s][i])
+      const value = prices.reduce((a, p, j) => a + p * model.quantities[j], 0)
+      lines.push([new Date(d.time[i]).toISOString(), d.seq[i], ...prices, value].join(","))
+    }
+    const blob = new Blob([lines.join("\n") + "\n"], {type: "text/csv"})
+    const a = document.createElement("a")
+    a.href = URL.createObjectURL(blob)
+    a.download = "finflow-history.csv"
+    document.body.append(a); a.click(); a.remove()
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000)
+  })
+  const alerts = document.createElement("button")
+  alerts.type = "button"
+  alerts.className = "ff-alerts-toggle"
+  alerts.textContent = "Alerts"
+  alerts.addEventListener("click", () => { model.alerts_open = !model.alerts_open })
+  bar.append(field("Series", series), style, field("Bar", size), marks,
+             field("Window", win), scale, alerts, download)
+  const draw = () => {
+    series.innerHTML = ["Portfolio", ...model.symbols]
+      .map((s) => `<option value="${s}">${s}</option>`).join("")
+    series.value = model.series
+    size.innerHTML = model.bar_choices
+      .map((n) => `<option value="${n}">${n} ticks</option>`).join("")
+    size.value = String(model.bar_ticks)
+    size.disabled = model.chart !== "Candles"
+    win.value = model.window
+    alerts.setAttribute("aria-pressed", String(model.alerts_open))
+    syncStyle(); syncMarks(); syncScale()
+  }
+  model.on(["series", "chart", "bar_ticks", "indicators", "window", "price_view",
+            "symbols", "bar_choices", "alerts_open"], draw)
+  draw()
+  el.append(bar)
+}
+
 function render({ model, el, view }) {
   el.innerHTML = `
     <div class="ff-kpis">
@@ -85,9 +179,10 @@ function render({ model, el, view }) {
   })
   const timer = setInterval(drawAge, 1000)
   model.on("remove", () => clearInterval(timer))
+  renderToolbar({ model, el, view })
   model.rendered = true
 }
-return { render: styled("\n:host { width: 100%; }\n.ff-card { background: var(--panel-surface-color, #fff); border-radius: 10px;\n           padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12);\n           font-family: system-ui, sans-serif; }\n.ff-label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #6b7280; }\n.ff-up { color: #15803d; }\n.ff-down { color: #b91c1c; }\n\n        .ff-kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));\n                   gap: 12px; width: 100%; }\n        .ff-value { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }\n        .ff-small { font-size: 20px; }\n        .ff-age { font-size: 12px; color: #6b7280; }\n        @media (max-width: 520px) {\n          .ff-kpis { grid-template-columns: 1fr; gap: 8px; }\n          .ff-card { padding: 10px 14px; }\n        }\n", render) }
+return { render: styled("\n        :host { width: 100%; }\n        .ff-controls { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end;\n                       font: 13px system-ui, sans-serif; padding: 4px 0; }\n        .ff-field { display: flex; flex-direction: column; gap: 2px; color: #374151; }\n        .ff-controls select, .ff-controls input { font: inherit; padding: 4px 6px;\n                       border: 1px solid #cbd5e1; border-radius: 6px; background: #fff; }\n        .ff-controls input { width: 64px; }\n        .ff-group { display: inline-flex; }\n        .ff-controls button { font: inherit; padding: 5px 10px; border: 1px solid #1d4ed8;\n                       background: #fff; color: #1d4ed8; cursor: pointer; }\n        .ff-group button:first-child { border-radius: 6px 0 0 6px; }\n        .ff-group button:last-child { border-radius: 0 6px 6px 0; }\n        .ff-group button + button { border-left: none; }\n        .ff-group button[aria-pressed=\"true\"] { background: #1d4ed8; color: #fff; }\n        .ff-alerts-toggle { border-radius: 6px; margin-left: auto; }\n        .ff-alerts-toggle[aria-pressed=\"true\"] { background: #1d4ed8; color: #fff; }\n        .ff-download { border-radius: 6px; }\n        @media (pointer: coarse) {\n          .ff-controls button, .ff-controls select, .ff-controls input { min-height: 44px; }\n        }\n\n:host { width: 100%; }\n.ff-card { background: var(--panel-surface-color, #fff); border-radius: 10px;\n           padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12);\n           font-family: system-ui, sans-serif; }\n.ff-label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #6b7280; }\n.ff-up { color: #15803d; }\n.ff-down { color: #b91c1c; }\n\n        .ff-kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));\n                   gap: 12px; width: 100%; }\n        .ff-value { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }\n        .ff-small { font-size: 20px; }\n        .ff-age { font-size: 12px; color: #6b7280; }\n        @media (max-width: 520px) {\n          .ff-kpis { grid-template-columns: 1fr; gap: 8px; }\n          .ff-card { padding: 10px 14px; }\n        }\n", render) }
 })()
 
 const HoldingsTable = (() => {
@@ -203,103 +298,6 @@ function render({ model, el, view }) {
 return { render: styled("\n:host { width: 100%; }\n.ff-card { background: var(--panel-surface-color, #fff); border-radius: 10px;\n           padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12);\n           font-family: system-ui, sans-serif; }\n.ff-label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #6b7280; }\n.ff-up { color: #15803d; }\n.ff-down { color: #b91c1c; }\n\n        .ff-diagnostics summary { cursor: pointer; font-weight: 600; }\n        .ff-diagnostics table { margin-top: 8px; font: 13px system-ui, sans-serif; }\n        .ff-diagnostics td { padding: 2px 12px 2px 0; }\n        .ff-diagnostics td:last-child { font-weight: 600; font-variant-numeric: tabular-nums; }\n", render) }
 })()
 
-const ChartControls = (() => {
-function render({ model, el, view }) {
-  const bar = document.createElement("div")
-  bar.className = "ff-controls"
-  bar.setAttribute("role", "toolbar")
-  bar.setAttribute("aria-label", "Chart options")
-  const field = (label, input) => {
-    const wrap = document.createElement("label")
-    wrap.className = "ff-field"
-    wrap.append(label, input)
-    return wrap
-  }
-  const group = (label, options, pressed, press) => {
-    const box = document.createElement("div")
-    box.className = "ff-group"
-    box.setAttribute("role", "group")
-    box.setAttribute("aria-label", label)
-    const buttons = options.map((option) => {
-      const b = document.createElement("button")
-      b.type = "button"
-      b.textContent = option
-      b.addEventListener("click", () => press(option))
-      box.append(b)
-      return b
-    })
-    const sync = () => buttons.forEach((b, i) =>
-      b.setAttribute("aria-pressed", String(pressed(options[i]))))
-    return [box, sync]
-  }
-  const series = document.createElement("select")
-  series.addEventListener("change", () => { model.series = series.value })
-  const size = document.createElement("select")
-  size.addEventListener("change", () => { model.bar_ticks = Number(size.value) })
-  const win = document.createElement("input")
-  win.type = "number"; win.min = "2"; win.max = "500"; win.step = "1"
-  win.addEventListener("change", () => {
-    const n = Number(win.value)
-    if (Number.isInteger(n) && n >= 2 && n <= 500) { model.window = n }
-    else { win.value = model.window }
-  })
-  const [style, syncStyle] = group("Chart", ["Line", "Candles"],
-    (o) => model.chart === o, (o) => { model.chart = o })
-  const [marks, syncMarks] = group("Indicators", model.indicator_choices,
-    (o) => model.indicators.includes(o),
-    (o) => { model.indicators = model.indicators.includes(o) ?
-      model.indicators.filter((x) => x !== o) : [...model.indicators, o] })
-  const [scale, syncScale] = group("Prices", ["% change", "Price"],
-    (o) => model.price_view === o, (o) => { model.price_view = o })
-  const download = document.createElement("button")
-  download.type = "button"
-  download.className = "ff-download"
-  download.textContent = "Download CSV"
-  download.addEventListener("click", () => {
-    const source = view.model.document.get_model_by_id(model.source_id)
-    if (source == null) { return }
-    const d = source.data, n = d.time.length
-    const head = ["time", "seq", ...model.symbols, "portfolio_value"]
-    const lines = [head.join(",")]
-    for (let i = 0; i < n; i++) {
-      const prices = model.symbols.map((s) => d[s][i])
-      const value = prices.reduce((a, p, j) => a + p * model.quantities[j], 0)
-      lines.push([new Date(d.time[i]).toISOString(), d.seq[i], ...prices, value].join(","))
-    }
-    const blob = new Blob([lines.join("\n") + "\n"], {type: "text/csv"})
-    const a = document.createElement("a")
-    a.href = URL.createObjectURL(blob)
-    a.download = "finflow-history.csv"
-    document.body.append(a); a.click(); a.remove()
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000)
-  })
-  const alerts = document.createElement("button")
-  alerts.type = "button"
-  alerts.className = "ff-alerts-toggle"
-  alerts.textContent = "Alerts"
-  alerts.addEventListener("click", () => { model.alerts_open = !model.alerts_open })
-  bar.append(field("Series", series), style, field("Bar", size), marks,
-             field("Window", win), scale, alerts, download)
-  const draw = () => {
-    series.innerHTML = ["Portfolio", ...model.symbols]
-      .map((s) => `<option value="${s}">${s}</option>`).join("")
-    series.value = model.series
-    size.innerHTML = model.bar_choices
-      .map((n) => `<option value="${n}">${n} ticks</option>`).join("")
-    size.value = String(model.bar_ticks)
-    size.disabled = model.chart !== "Candles"
-    win.value = model.window
-    alerts.setAttribute("aria-pressed", String(model.alerts_open))
-    syncStyle(); syncMarks(); syncScale()
-  }
-  model.on(["series", "chart", "bar_ticks", "indicators", "window", "price_view",
-            "symbols", "bar_choices", "alerts_open"], draw)
-  draw()
-  el.append(bar)
-}
-return { render: styled("\n:host { width: 100%; }\n.ff-controls { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end;\n               font: 13px system-ui, sans-serif; padding: 4px 0; }\n.ff-field { display: flex; flex-direction: column; gap: 2px; color: #374151; }\n.ff-controls select, .ff-controls input { font: inherit; padding: 4px 6px;\n               border: 1px solid #cbd5e1; border-radius: 6px; background: #fff; }\n.ff-controls input { width: 64px; }\n.ff-group { display: inline-flex; }\n.ff-controls button { font: inherit; padding: 5px 10px; border: 1px solid #1d4ed8;\n               background: #fff; color: #1d4ed8; cursor: pointer; }\n.ff-group button:first-child { border-radius: 6px 0 0 6px; }\n.ff-group button:last-child { border-radius: 0 6px 6px 0; }\n.ff-group button + button { border-left: none; }\n.ff-group button[aria-pressed=\"true\"] { background: #1d4ed8; color: #fff; }\n.ff-alerts-toggle { border-radius: 6px; margin-left: auto; }\n.ff-alerts-toggle[aria-pressed=\"true\"] { background: #1d4ed8; color: #fff; }\n.ff-download { border-radius: 6px; }\n@media (pointer: coarse) {\n  .ff-controls button, .ff-controls select, .ff-controls input { min-height: 44px; }\n}\n", render) }
-})()
-
 const ConnectionStatus = (() => {
 function render({ model, el, view }) {
   const pill = document.createElement("span")
@@ -351,4 +349,4 @@ function render({ model, el, view }) {
 return { render: styled("\n.ff-status { font: 600 13px system-ui, sans-serif; padding: 4px 10px;\n             border-radius: 999px; white-space: nowrap; }\n.ff-status[data-state=\"connected\"] { color: #15803d; background: #dcfce7; }\n.ff-status[data-state=\"reconnecting\"] { color: #a16207; background: #fef9c3; }\n.ff-status[data-state=\"stalled\"] { color: #a16207; background: #fef9c3; }\n.ff-status[data-state=\"disconnected\"] { color: #b91c1c; background: #fee2e2; }\n", render) }
 })()
 
-export default { KpiCards, HoldingsTable, Diagnostics, ChartControls, ConnectionStatus }
+export default { KpiCards, HoldingsTable, Diagnostics, ConnectionStatus }

@@ -16,7 +16,7 @@ from pathlib import Path
 import param
 from panel.custom import JSComponent
 
-__all__ = ["ChartControls", "ConnectionStatus", "Diagnostics", "HoldingsTable", "KpiCards"]
+__all__ = ["ConnectionStatus", "Diagnostics", "HoldingsTable", "KpiCards"]
 
 # Shared by the views: find the source, format numbers, compute the newest valuation.
 _PRELUDE = """
@@ -120,15 +120,151 @@ class _SourceView(_BundledView):
     __abstract = True
 
 
+#: The charts' toolbar, drawn by `KpiCards` below the cards (one view, not two: each
+#: view is a model every session builds, some 6 ms of server CPU apiece). Plain HTML
+#: controls: seven Panel widgets cost each session a quarter more to open. The browser
+#: sets the options; the dashboard checks each and redraws the charts, or sets it back.
+#: "Download CSV" is written in the browser from the chart source's rows.
+_TOOLBAR_RENDER = """
+    function renderToolbar({ model, el, view }) {
+      const bar = document.createElement("div")
+      bar.className = "ff-controls"
+      bar.setAttribute("role", "toolbar")
+      bar.setAttribute("aria-label", "Chart options")
+      const field = (label, input) => {
+        const wrap = document.createElement("label")
+        wrap.className = "ff-field"
+        wrap.append(label, input)
+        return wrap
+      }
+      const group = (label, options, pressed, press) => {
+        const box = document.createElement("div")
+        box.className = "ff-group"
+        box.setAttribute("role", "group")
+        box.setAttribute("aria-label", label)
+        const buttons = options.map((option) => {
+          const b = document.createElement("button")
+          b.type = "button"
+          b.textContent = option
+          b.addEventListener("click", () => press(option))
+          box.append(b)
+          return b
+        })
+        const sync = () => buttons.forEach((b, i) =>
+          b.setAttribute("aria-pressed", String(pressed(options[i]))))
+        return [box, sync]
+      }
+      const series = document.createElement("select")
+      series.addEventListener("change", () => { model.series = series.value })
+      const size = document.createElement("select")
+      size.addEventListener("change", () => { model.bar_ticks = Number(size.value) })
+      const win = document.createElement("input")
+      win.type = "number"; win.min = "2"; win.max = "500"; win.step = "1"
+      win.addEventListener("change", () => {
+        const n = Number(win.value)
+        if (Number.isInteger(n) && n >= 2 && n <= 500) { model.window = n }
+        else { win.value = model.window }
+      })
+      const [style, syncStyle] = group("Chart", ["Line", "Candles"],
+        (o) => model.chart === o, (o) => { model.chart = o })
+      const [marks, syncMarks] = group("Indicators", model.indicator_choices,
+        (o) => model.indicators.includes(o),
+        (o) => { model.indicators = model.indicators.includes(o) ?
+          model.indicators.filter((x) => x !== o) : [...model.indicators, o] })
+      const [scale, syncScale] = group("Prices", ["% change", "Price"],
+        (o) => model.price_view === o, (o) => { model.price_view = o })
+      const download = document.createElement("button")
+      download.type = "button"
+      download.className = "ff-download"
+      download.textContent = "Download CSV"
+      download.addEventListener("click", () => {
+        const source = view.model.document.get_model_by_id(model.source_id)
+        if (source == null) { return }
+        const d = source.data, n = d.time.length
+        const head = ["time", "seq", ...model.symbols, "portfolio_value"]
+        const lines = [head.join(",")]
+        for (let i = 0; i < n; i++) {
+          const prices = model.symbols.map((s) => d[s][i])
+          const value = prices.reduce((a, p, j) => a + p * model.quantities[j], 0)
+          lines.push([new Date(d.time[i]).toISOString(), d.seq[i], ...prices, value].join(","))
+        }
+        const blob = new Blob([lines.join("\\n") + "\\n"], {type: "text/csv"})
+        const a = document.createElement("a")
+        a.href = URL.createObjectURL(blob)
+        a.download = "finflow-history.csv"
+        document.body.append(a); a.click(); a.remove()
+        setTimeout(() => URL.revokeObjectURL(a.href), 10000)
+      })
+      const alerts = document.createElement("button")
+      alerts.type = "button"
+      alerts.className = "ff-alerts-toggle"
+      alerts.textContent = "Alerts"
+      alerts.addEventListener("click", () => { model.alerts_open = !model.alerts_open })
+      bar.append(field("Series", series), style, field("Bar", size), marks,
+                 field("Window", win), scale, alerts, download)
+      const draw = () => {
+        series.innerHTML = ["Portfolio", ...model.symbols]
+          .map((s) => `<option value="${s}">${s}</option>`).join("")
+        series.value = model.series
+        size.innerHTML = model.bar_choices
+          .map((n) => `<option value="${n}">${n} ticks</option>`).join("")
+        size.value = String(model.bar_ticks)
+        size.disabled = model.chart !== "Candles"
+        win.value = model.window
+        alerts.setAttribute("aria-pressed", String(model.alerts_open))
+        syncStyle(); syncMarks(); syncScale()
+      }
+      model.on(["series", "chart", "bar_ticks", "indicators", "window", "price_view",
+                "symbols", "bar_choices", "alerts_open"], draw)
+      draw()
+      el.append(bar)
+    }
+"""
+_TOOLBAR_CSS = """
+        :host { width: 100%; }
+        .ff-controls { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end;
+                       font: 13px system-ui, sans-serif; padding: 4px 0; }
+        .ff-field { display: flex; flex-direction: column; gap: 2px; color: #374151; }
+        .ff-controls select, .ff-controls input { font: inherit; padding: 4px 6px;
+                       border: 1px solid #cbd5e1; border-radius: 6px; background: #fff; }
+        .ff-controls input { width: 64px; }
+        .ff-group { display: inline-flex; }
+        .ff-controls button { font: inherit; padding: 5px 10px; border: 1px solid #1d4ed8;
+                       background: #fff; color: #1d4ed8; cursor: pointer; }
+        .ff-group button:first-child { border-radius: 6px 0 0 6px; }
+        .ff-group button:last-child { border-radius: 0 6px 6px 0; }
+        .ff-group button + button { border-left: none; }
+        .ff-group button[aria-pressed="true"] { background: #1d4ed8; color: #fff; }
+        .ff-alerts-toggle { border-radius: 6px; margin-left: auto; }
+        .ff-alerts-toggle[aria-pressed="true"] { background: #1d4ed8; color: #fff; }
+        .ff-download { border-radius: 6px; }
+        @media (pointer: coarse) {
+          .ff-controls button, .ff-controls select, .ff-controls input { min-height: 44px; }
+        }
+        """
+
+
 class KpiCards(_SourceView):
-    """Total value, change and change % (green up, red down), last update and its age."""
+    """Total value, change and change % (green up, red down), last update and its age;
+    below them the charts' toolbar (options, the Alerts button and "Download CSV")."""
 
     currency = param.String(default="$", doc="Prefix of money values.")
     rendered = param.Boolean(
         default=False, doc="Set by the browser once the cards are on the page."
     )
+    series = param.String(default="Portfolio", doc="Portfolio or a held symbol.")
+    chart = param.String(default="Line", doc="Line or Candles.")
+    bar_ticks = param.Integer(default=10, doc="Ticks per candle.")
+    bar_choices = param.List(default=[10, 30, 60], doc="Offered candle lengths.")
+    indicators = param.List(default=[], doc="Chosen indicators.")
+    indicator_choices = param.List(default=[], doc="Offered indicators.")
+    window = param.Integer(default=20, doc="Rows the indicators average over.")
+    price_view = param.String(default="% change", doc="% change or Price.")
+    alerts_open = param.Boolean(default=False, doc="Whether the Alerts card is shown.")
 
-    _render = """
+    _render = (
+        _TOOLBAR_RENDER
+        + """
     function render({ model, el, view }) {
       el.innerHTML = `
         <div class="ff-kpis">
@@ -165,10 +301,12 @@ class KpiCards(_SourceView):
       })
       const timer = setInterval(drawAge, 1000)
       model.on("remove", () => clearInterval(timer))
+      renderToolbar({ model, el, view })
       model.rendered = true
     }
     """
-    _css = (
+    )
+    _css = _TOOLBAR_CSS + (
         _CARD_CSS
         + """
         .ff-kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));
@@ -353,147 +491,6 @@ class Diagnostics(_SourceView):
     _esm = _standalone(_render, _css)
 
 
-class ChartControls(_SourceView):
-    """The charts' options, the Alerts button, and "Download CSV" of the page's rows.
-
-    One model drawing plain HTML controls, rather than a Panel widget each (seven
-    widgets cost every session a quarter more server CPU to open). The browser sets
-    the options (``series``, ``chart``, ``bar_ticks``, ``indicators``, ``window``,
-    ``price_view``); the dashboard checks each and redraws the charts, or sets it back.
-    The CSV is written in the browser from the chart source's rows: the server does
-    nothing for a download.
-    """
-
-    series = param.String(default="Portfolio", doc="Portfolio or a held symbol.")
-    chart = param.String(default="Line", doc="Line or Candles.")
-    bar_ticks = param.Integer(default=10, doc="Ticks per candle.")
-    bar_choices = param.List(default=[10, 30, 60], doc="Offered candle lengths.")
-    indicators = param.List(default=[], doc="Chosen indicators.")
-    indicator_choices = param.List(default=[], doc="Offered indicators.")
-    window = param.Integer(default=20, doc="Rows the indicators average over.")
-    price_view = param.String(default="% change", doc="% change or Price.")
-    alerts_open = param.Boolean(default=False, doc="Whether the Alerts card is shown.")
-
-    _render = """
-    function render({ model, el, view }) {
-      const bar = document.createElement("div")
-      bar.className = "ff-controls"
-      bar.setAttribute("role", "toolbar")
-      bar.setAttribute("aria-label", "Chart options")
-      const field = (label, input) => {
-        const wrap = document.createElement("label")
-        wrap.className = "ff-field"
-        wrap.append(label, input)
-        return wrap
-      }
-      const group = (label, options, pressed, press) => {
-        const box = document.createElement("div")
-        box.className = "ff-group"
-        box.setAttribute("role", "group")
-        box.setAttribute("aria-label", label)
-        const buttons = options.map((option) => {
-          const b = document.createElement("button")
-          b.type = "button"
-          b.textContent = option
-          b.addEventListener("click", () => press(option))
-          box.append(b)
-          return b
-        })
-        const sync = () => buttons.forEach((b, i) =>
-          b.setAttribute("aria-pressed", String(pressed(options[i]))))
-        return [box, sync]
-      }
-      const series = document.createElement("select")
-      series.addEventListener("change", () => { model.series = series.value })
-      const size = document.createElement("select")
-      size.addEventListener("change", () => { model.bar_ticks = Number(size.value) })
-      const win = document.createElement("input")
-      win.type = "number"; win.min = "2"; win.max = "500"; win.step = "1"
-      win.addEventListener("change", () => {
-        const n = Number(win.value)
-        if (Number.isInteger(n) && n >= 2 && n <= 500) { model.window = n }
-        else { win.value = model.window }
-      })
-      const [style, syncStyle] = group("Chart", ["Line", "Candles"],
-        (o) => model.chart === o, (o) => { model.chart = o })
-      const [marks, syncMarks] = group("Indicators", model.indicator_choices,
-        (o) => model.indicators.includes(o),
-        (o) => { model.indicators = model.indicators.includes(o) ?
-          model.indicators.filter((x) => x !== o) : [...model.indicators, o] })
-      const [scale, syncScale] = group("Prices", ["% change", "Price"],
-        (o) => model.price_view === o, (o) => { model.price_view = o })
-      const download = document.createElement("button")
-      download.type = "button"
-      download.className = "ff-download"
-      download.textContent = "Download CSV"
-      download.addEventListener("click", () => {
-        const source = view.model.document.get_model_by_id(model.source_id)
-        if (source == null) { return }
-        const d = source.data, n = d.time.length
-        const head = ["time", "seq", ...model.symbols, "portfolio_value"]
-        const lines = [head.join(",")]
-        for (let i = 0; i < n; i++) {
-          const prices = model.symbols.map((s) => d[s][i])
-          const value = prices.reduce((a, p, j) => a + p * model.quantities[j], 0)
-          lines.push([new Date(d.time[i]).toISOString(), d.seq[i], ...prices, value].join(","))
-        }
-        const blob = new Blob([lines.join("\\n") + "\\n"], {type: "text/csv"})
-        const a = document.createElement("a")
-        a.href = URL.createObjectURL(blob)
-        a.download = "finflow-history.csv"
-        document.body.append(a); a.click(); a.remove()
-        setTimeout(() => URL.revokeObjectURL(a.href), 10000)
-      })
-      const alerts = document.createElement("button")
-      alerts.type = "button"
-      alerts.className = "ff-alerts-toggle"
-      alerts.textContent = "Alerts"
-      alerts.addEventListener("click", () => { model.alerts_open = !model.alerts_open })
-      bar.append(field("Series", series), style, field("Bar", size), marks,
-                 field("Window", win), scale, alerts, download)
-      const draw = () => {
-        series.innerHTML = ["Portfolio", ...model.symbols]
-          .map((s) => `<option value="${s}">${s}</option>`).join("")
-        series.value = model.series
-        size.innerHTML = model.bar_choices
-          .map((n) => `<option value="${n}">${n} ticks</option>`).join("")
-        size.value = String(model.bar_ticks)
-        size.disabled = model.chart !== "Candles"
-        win.value = model.window
-        alerts.setAttribute("aria-pressed", String(model.alerts_open))
-        syncStyle(); syncMarks(); syncScale()
-      }
-      model.on(["series", "chart", "bar_ticks", "indicators", "window", "price_view",
-                "symbols", "bar_choices", "alerts_open"], draw)
-      draw()
-      el.append(bar)
-    }
-    """
-    _css = """
-        :host { width: 100%; }
-        .ff-controls { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end;
-                       font: 13px system-ui, sans-serif; padding: 4px 0; }
-        .ff-field { display: flex; flex-direction: column; gap: 2px; color: #374151; }
-        .ff-controls select, .ff-controls input { font: inherit; padding: 4px 6px;
-                       border: 1px solid #cbd5e1; border-radius: 6px; background: #fff; }
-        .ff-controls input { width: 64px; }
-        .ff-group { display: inline-flex; }
-        .ff-controls button { font: inherit; padding: 5px 10px; border: 1px solid #1d4ed8;
-                       background: #fff; color: #1d4ed8; cursor: pointer; }
-        .ff-group button:first-child { border-radius: 6px 0 0 6px; }
-        .ff-group button:last-child { border-radius: 0 6px 6px 0; }
-        .ff-group button + button { border-left: none; }
-        .ff-group button[aria-pressed="true"] { background: #1d4ed8; color: #fff; }
-        .ff-alerts-toggle { border-radius: 6px; margin-left: auto; }
-        .ff-alerts-toggle[aria-pressed="true"] { background: #1d4ed8; color: #fff; }
-        .ff-download { border-radius: 6px; }
-        @media (pointer: coarse) {
-          .ff-controls button, .ff-controls select, .ff-controls input { min-height: 44px; }
-        }
-        """
-    _esm = _standalone(_render, _css)
-
-
 class ConnectionStatus(_BundledView):
     """Connected / reconnecting / disconnected, and recovery without the user's help.
 
@@ -580,7 +577,7 @@ class ConnectionStatus(_BundledView):
 
 
 BUNDLE = Path(__file__).with_name(_BundledView._bundle)
-_VIEWS = (KpiCards, HoldingsTable, Diagnostics, ChartControls, ConnectionStatus)
+_VIEWS = (KpiCards, HoldingsTable, Diagnostics, ConnectionStatus)
 
 
 def bundle_source() -> str:

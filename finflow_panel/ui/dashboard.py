@@ -29,14 +29,14 @@ from .charts import (
     shared_x_range,
     time_ticks,
 )
-from .components import ChartControls, ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
+from .components import ConnectionStatus, Diagnostics, HoldingsTable, KpiCards
 from .fanout import BokehWire, FanOut, SharedUpdate
 
 __all__ = ["MAX_HOLDINGS", "LiveDashboard", "check_portfolio"]
 
 log = logging.getLogger(__name__)
 
-#: The chart options the browser may set (`ChartControls`), besides ``price_view``.
+#: The chart options the browser may set (the toolbar `KpiCards` draws).
 _CHART_OPTIONS = ("series", "chart", "bar_ticks", "indicators", "window", "price_view")
 #: Column names the chart source always has; monitoring tools read ``time`` and ``seq``.
 RESERVED_COLUMNS = ("time", "seq", "total_value")
@@ -209,6 +209,7 @@ class LiveDashboard(pn.viewable.Viewer):
     # -- layout ---------------------------------------------------------------------------
 
     def _build_layout(self) -> pn.viewable.Viewable:
+        self._chart_controls()
         x_range = shared_x_range()
         # Every line shows all rows of the one source: one view of it serves them all.
         # and one ticker for both time axes (they share a range).
@@ -268,20 +269,19 @@ class LiveDashboard(pn.viewable.Viewer):
         return pn.Column(
             header,
             self._kpis,
-            self._chart_controls(),
             pn.Row(*self._bokeh_panes, sizing_mode="stretch_width", stylesheets=[_STACK_CSS]),
             self.table,
             self._diagnostics,
             sizing_mode="stretch_width",
         )
 
-    def _chart_controls(self) -> ChartControls:
+    def _chart_controls(self) -> None:
         """The charts' options (series, Line / Candles, bar length, indicators and their
-        window for the left chart; % change / Price for the right) and the CSV download:
-        one browser-drawn component, checked here as each option arrives."""
-        controls = ChartControls(
-            **self._holdings_view(),
-            source_id=self.source.id,
+        window for the left chart; % change / Price for the right), the Alerts button and
+        the CSV download: a toolbar the KPI cards' view draws below the cards, checked
+        here as each option arrives."""
+        controls = self._kpis
+        controls.param.update(
             series=self.series,
             chart=self.chart,
             bar_ticks=self.bar_ticks,
@@ -290,14 +290,10 @@ class LiveDashboard(pn.viewable.Viewer):
             indicator_choices=list(INDICATORS),
             window=self.window,
             price_view=self.price_view,
-            sizing_mode="stretch_width",
-            margin=(0, 10),
         )
         controls.param.watch(self._on_chart_input, list(_CHART_OPTIONS))
         controls.param.watch(self._on_alerts_open, "alerts_open")
         self._controls = controls
-        self._views = (*self._views, controls)
-        return controls
 
     def _series_options(self) -> list[str]:
         return [PORTFOLIO, *self.portfolio.symbols]

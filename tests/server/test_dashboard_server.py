@@ -470,7 +470,7 @@ def test_the_views_code_is_one_cached_module_not_part_of_every_document(server):
         client.close()
         views = [m["attributes"] for m in _objects(client.doc) if m["attributes"].get("esm")]
         assert sorted(v["class_name"] for v in views) == [
-            "ChartControls", "ConnectionStatus", "Diagnostics", "HoldingsTable", "KpiCards"
+            "ConnectionStatus", "Diagnostics", "HoldingsTable", "KpiCards"
         ]  # fmt: skip
         urls = {(v["bundle"], v["esm"]) for v in views}
         assert len(urls) == 1  # one module for the four views

@@ -20,7 +20,7 @@ def test_every_view_is_in_the_bundle_under_its_class_name():
     source = components.bundle_source()
     exported = source.rsplit("export default", 1)[1]
     for view in (components.KpiCards, components.HoldingsTable, components.Diagnostics,
-                 components.ChartControls, components.ConnectionStatus):  # fmt: skip
+                 components.ConnectionStatus):  # fmt: skip
         assert view._bundle_path == components.BUNDLE
         assert f"const {view.__name__} = " in source and view.__name__ in exported
         assert view._esm.rstrip().endswith("export { styledRender as render }")
