@@ -46,6 +46,13 @@ async def until(predicate: Callable[[], object], timeout: float = 15.0, what="co
         await asyncio.sleep(0.02)
 
 
+def wait_ticks(server, n: int, timeout: float = 30.0) -> int:
+    """Wait until ``server``'s market has ticked ``n`` more times; its newest seq then."""
+    start = server.feed()["last_seq"]
+    wait_until(lambda: server.feed()["last_seq"] >= start + n, timeout=timeout)
+    return server.feed()["last_seq"]
+
+
 def free_port() -> int:
     """An unused TCP port on the loopback interface, chosen by the OS."""
     import socket

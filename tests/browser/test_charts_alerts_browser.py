@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.util import ServerProcess
+from tests.util import ServerProcess, wait_ticks
 
 pytestmark = pytest.mark.browser
 
@@ -185,8 +186,32 @@ def test_candles_form_in_place_close_and_indicators_toggle(server, page):
     values = [sum(rows[s][i] * q for s, q in quantities.items()) for i in range(n)]
     assert sma[-1] == pytest.approx(sum(values[-20:]) / 20)
     assert sma[0] is None or sma[0] != sma[0]  # NaN (a gap) before 20 rows
-    page.get_by_role("button", name="SMA").click()
+    # EMA (alpha 2/21 from the first row) and Bollinger bands (the SMA +- 2 population
+    # standard deviations of the last 20 rows), worked out here the same way
+    page.get_by_role("button", name="EMA").click()
+    page.get_by_role("button", name="Bollinger").click()
+    page.wait_for_function(HAS, arg="indicator_lower")
+    page.wait_for_function(HAS, arg="indicator_ema")
+    lines = [["indicator_ema", ["y"]], ["indicator_upper", ["y"]], ["indicator_lower", ["y"]]]
+    *drawn, rows = page.evaluate(
+        f"([specs, columns]) => [...specs.map(({DRAWN})), ({SOURCE})(columns)]",
+        [lines, list(quantities)],
+    )
+    n = len(drawn[0]["y"])
+    values = [sum(rows[s][i] * q for s, q in quantities.items()) for i in range(n)]
+    ema = values[0]
+    for v in values[1:]:
+        ema = 2 / 21 * v + (1 - 2 / 21) * ema
+    assert drawn[0]["y"][-1] == pytest.approx(ema)
+    last = values[-20:]
+    mean = sum(last) / 20
+    sd = math.sqrt(sum((v - mean) ** 2 for v in last) / 20)
+    assert drawn[1]["y"][-1] == pytest.approx(mean + 2 * sd, abs=1e-3)
+    assert drawn[2]["y"][-1] == pytest.approx(mean - 2 * sd, abs=1e-3)
+    for name in ("SMA", "EMA", "Bollinger"):
+        page.get_by_role("button", name=name).click()
     page.wait_for_function(HAS_NOT, arg="indicator_sma")
+    page.wait_for_function(HAS_NOT, arg="indicator_upper")
     page.get_by_role("button", name="Line").click()
     page.wait_for_function(HAS_NOT, arg="candle_bodies")
     assert _drawn(page, "total_value")["visible"] is True
@@ -208,7 +233,7 @@ def test_download_csv_saves_the_rows_the_page_holds(server, page):
     _open(server, page)
     page.get_by_role("button", name="Stop", exact=True).click()  # hold the rows still
     expect(page.get_by_role("button", name="Start", exact=True)).to_be_enabled()
-    page.wait_for_timeout(300)  # let an update in flight land before reading
+    wait_ticks(server, 2)  # an update already in flight lands
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
     assert download.value.suggested_filename == "finflow-history.csv"
@@ -255,7 +280,9 @@ def test_an_alert_fires_a_toast_and_a_log_entry_and_bad_values_add_nothing(serve
     entry = page.locator(".ff-alert-log li")
     expect(entry).to_have_count(1)
     expect(entry).to_contain_text(re.compile(r"^\d\d:\d\d:\d\dAAPL above 1\.00: now"))
-    page.wait_for_timeout(1000)  # five more ticks, all still true: no repeat
+    # five more ticks, all still true, and on the page: no repeat
+    seq = wait_ticks(server, 5)
+    page.wait_for_function(f"(seq) => ({SOURCE})(['seq']).seq.at(-1) >= seq", arg=seq)
     expect(entry).to_have_count(1)
 
     # the portfolio's total, as the KPI card shows it

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.util import ServerProcess, free_port, wait_until
+from tests.util import ServerProcess, free_port, wait_ticks
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +23,6 @@ def server():
     process.stop()
 
 
-def _wait_ticks(server, n):
-    start = server.feed()["last_seq"]
-    wait_until(lambda: server.feed()["last_seq"] >= start + n, timeout=30)
-
-
 def test_live_value_offline_stop_and_start(server, page):
     requests = []
     page.on("request", lambda request: requests.append(request.url))
@@ -39,9 +34,9 @@ def test_live_value_offline_stop_and_start(server, page):
 
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(page.get_by_role("button", name="Start", exact=True)).to_be_enabled()
-    _wait_ticks(server, 2)  # let an update already in flight land
+    wait_ticks(server, 2)  # let an update already in flight land
     frozen = total.inner_text()
-    _wait_ticks(server, 8)
+    wait_ticks(server, 8)
     assert total.inner_text() == frozen
 
     page.get_by_role("button", name="Start", exact=True).click()
@@ -133,9 +128,9 @@ def test_on_a_phone_the_page_fits_stacks_and_works_by_touch(server, chromium_bro
             assert area["height"] >= 44 and area["x"] + area["width"] <= 390
         stop.tap()
         expect(start).to_be_enabled()
-        _wait_ticks(server, 2)  # an update already in flight lands
+        wait_ticks(server, 2)  # an update already in flight lands
         frozen = total.inner_text()
-        _wait_ticks(server, 6)
+        wait_ticks(server, 6)
         assert total.inner_text() == frozen
         start.tap()
         expect(total).not_to_have_text(frozen, timeout=15_000)
