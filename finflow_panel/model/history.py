@@ -87,12 +87,12 @@ def _read(source) -> tuple[str, pd.DataFrame]:
         raise PriceFileError(f"{name}: not a readable {suffix or 'CSV'} file: {error}") from None
 
 
-def _row(frame: pd.DataFrame, position: int) -> str:
-    """How a user finds a row: the CSV line (header is line 1), or the frame's index."""
+def _row(position: int) -> str:
+    """How a user finds a row: its line in the file (the header is line 1)."""
     return f"row {position + 2}"
 
 
-def _dates(name: str, values, frame: pd.DataFrame) -> pd.DatetimeIndex:
+def _dates(name: str, values) -> pd.DatetimeIndex:
     if isinstance(values, pd.DatetimeIndex):
         dates = values
     else:
@@ -101,9 +101,7 @@ def _dates(name: str, values, frame: pd.DataFrame) -> pd.DatetimeIndex:
         bad = np.flatnonzero(dates.isna())
         if len(bad):
             i = int(bad[0])
-            raise PriceFileError(
-                f"{name}, {_row(frame, i)}: cannot read the date {str(raw.iloc[i])!r}"
-            )
+            raise PriceFileError(f"{name}, {_row(i)}: cannot read the date {str(raw.iloc[i])!r}")
     if dates.tz is not None:
         dates = dates.tz_convert("UTC").tz_localize(None)
     return dates
@@ -114,7 +112,6 @@ def _numbers(name: str, frame: pd.DataFrame, column, label: str) -> np.ndarray:
     raw = frame[column]
     if pd.api.types.is_numeric_dtype(raw):
         values = raw.to_numpy(dtype=float)
-        text = None
     else:
         text = raw.astype(str).str.strip()
         values = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
@@ -123,35 +120,31 @@ def _numbers(name: str, frame: pd.DataFrame, column, label: str) -> np.ndarray:
         bad = np.flatnonzero(np.isnan(values) & ~empty)
         if len(bad):
             i = int(bad[0])
-            raise PriceFileError(
-                f"{name}, {_row(frame, i)}: {label} is not a number: {text.iloc[i]!r}"
-            )
+            raise PriceFileError(f"{name}, {_row(i)}: {label} is not a number: {text.iloc[i]!r}")
     bad = np.flatnonzero(~np.isnan(values) & ~(values > 0))
     if len(bad):
         i = int(bad[0])
-        raise PriceFileError(
-            f"{name}, {_row(frame, i)}: {label} must be positive, got {values[i]:g}"
-        )
+        raise PriceFileError(f"{name}, {_row(i)}: {label} must be positive, got {values[i]:g}")
     if np.isinf(values).any():
         i = int(np.flatnonzero(np.isinf(values))[0])
-        raise PriceFileError(f"{name}, {_row(frame, i)}: {label} is not finite")
+        raise PriceFileError(f"{name}, {_row(i)}: {label} is not finite")
     return values
 
 
-def _check_unique(name: str, frame: pd.DataFrame, keys: pd.DataFrame, what: str) -> None:
+def _check_unique(name: str, keys: pd.DataFrame, what: str) -> None:
     duplicated = np.flatnonzero(keys.duplicated().to_numpy())
     if len(duplicated):
         i = int(duplicated[0])
-        raise PriceFileError(f"{name}, {_row(frame, i)}: duplicate {what}")
+        raise PriceFileError(f"{name}, {_row(i)}: duplicate {what}")
 
 
 def _wide(name: str, frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
     date_key = next((c for c in _DATE_COLUMNS if c in columns), None)
     if date_key is not None:
-        dates = _dates(name, frame[columns[date_key]].to_numpy(), frame)
+        dates = _dates(name, frame[columns[date_key]].to_numpy())
         symbols = [c for c in frame.columns if c != columns[date_key]]
     elif isinstance(frame.index, pd.DatetimeIndex):
-        dates = _dates(name, frame.index, frame)
+        dates = _dates(name, frame.index)
         symbols = list(frame.columns)
     else:
         raise PriceFileError(
@@ -163,7 +156,7 @@ def _wide(name: str, frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
     blank = [s for s in symbols if not str(s).strip() or str(s).startswith("Unnamed:")]
     if blank:
         raise PriceFileError(f"{name}: a price column has no symbol name")
-    _check_unique(name, frame, pd.DataFrame({"date": dates}), "date")
+    _check_unique(name, pd.DataFrame({"date": dates}), "date")
     data = {str(s).strip(): _numbers(name, frame, s, f"{str(s).strip()}'s price") for s in symbols}
     return pd.DataFrame(data, index=dates)
 
@@ -174,12 +167,12 @@ def _long(name: str, frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
         raise PriceFileError(
             f"{name}: a long file needs a price column: one of {', '.join(PRICE_COLUMNS)}"
         )
-    dates = _dates(name, frame[columns["date"]].to_numpy(), frame)
+    dates = _dates(name, frame[columns["date"]].to_numpy())
     symbols = frame[columns["symbol"]].astype(str).str.strip()
     empty = np.flatnonzero((symbols == "").to_numpy())
     if len(empty):
-        raise PriceFileError(f"{name}, {_row(frame, int(empty[0]))}: no symbol")
-    _check_unique(name, frame, pd.DataFrame({"d": dates, "s": symbols.to_numpy()}), "date/symbol")
+        raise PriceFileError(f"{name}, {_row(int(empty[0]))}: no symbol")
+    _check_unique(name, pd.DataFrame({"d": dates, "s": symbols.to_numpy()}), "date/symbol")
     values = _numbers(name, frame, columns[price_key], "the price")
     table = pd.DataFrame({"date": dates, "symbol": symbols.to_numpy(), "price": values})
     wide = table.pivot(index="date", columns="symbol", values="price")
@@ -194,8 +187,8 @@ def _ohlc(name: str, frame: pd.DataFrame, columns: dict, symbol: str | None) -> 
     if date_key is None and not isinstance(frame.index, pd.DatetimeIndex):
         raise PriceFileError(f"{name}: an OHLC file needs a date column")
     values = frame[columns[date_key]].to_numpy() if date_key else frame.index
-    dates = _dates(name, values, frame)
-    _check_unique(name, frame, pd.DataFrame({"date": dates}), "date")
+    dates = _dates(name, values)
+    _check_unique(name, pd.DataFrame({"date": dates}), "date")
     label = symbol or (Path(name).stem if name != "the frame" else "close")
     close = _numbers(name, frame, columns["close"], "the close")
     return pd.DataFrame({label: close}, index=dates)

@@ -48,7 +48,6 @@ __all__ = [
     "portfolio_value",
     "prices_figure",
     "series_value",
-    "set_portfolio_value",
     "set_symbol_lines",
     "shared_x_range",
     "time_ticks",
@@ -231,8 +230,7 @@ def portfolio_figure(
 ):
     """Portfolio total value over time (``view``, ``time_axis``: to share with others).
 
-    The value is computed in the browser (`portfolio_value`); `set_portfolio_value`
-    switches it to other holdings.
+    The value is computed in the browser (`portfolio_value`).
     """
     fig = _figure("Portfolio value", x_range, "Value ($)", time_axis)
     line = GlyphRenderer(
@@ -257,13 +255,6 @@ def portfolio_figure(
         )
     )
     return fig
-
-
-def set_portfolio_value(fig, symbols, quantities) -> None:
-    """Plot the value of other holdings on a `portfolio_figure`."""
-    for renderer in fig.renderers:
-        if renderer.name == "total_value":
-            renderer.glyph.y = {"expr": portfolio_value(symbols, quantities)}
 
 
 PRICE_LABEL, PERCENT_LABEL = "Price ($)", "Change since open (%)"

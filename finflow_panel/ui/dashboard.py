@@ -225,7 +225,7 @@ class LiveDashboard(pn.viewable.Viewer):
         self._view = view
         self._value_line = value_fig.renderers[0]
         if (self.series, self.chart, self.indicators) != (PORTFOLIO, "Line", []):
-            self._redraw_left()  # options given when made (a notebook, a shared link)
+            self._draw_left()  # options given when made (a notebook, a shared link)
         self._bokeh_panes = [
             pn.pane.Bokeh(value_fig, sizing_mode="stretch_width"),
             pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
@@ -330,10 +330,9 @@ class LiveDashboard(pn.viewable.Viewer):
             self._controls.alerts_open = show
 
     def _sync_controls(self, name: str) -> None:
-        controls = getattr(self, "_controls", None)
         value = getattr(self, name)
-        if controls is not None and getattr(controls, name) != value:
-            setattr(controls, name, list(value) if name == "indicators" else value)
+        if getattr(self._controls, name) != value:
+            setattr(self._controls, name, list(value) if name == "indicators" else value)
 
     @param.depends("series", "chart", "bar_ticks", "indicators", "window", watch=True)
     def _on_chart_options(self) -> None:
@@ -344,12 +343,12 @@ class LiveDashboard(pn.viewable.Viewer):
             raise ValueError(f"series {wrong!r}: must be Portfolio or a held symbol")
         for name in _CHART_OPTIONS:
             self._sync_controls(name)
-        self._redraw_left()
+        self._redraw(self._draw_left)
 
     @param.depends("price_view", watch=True)
     def _on_price_view(self) -> None:
         self._sync_controls("price_view")
-        self._redraw_prices()
+        self._redraw(self._draw_prices)
 
     def _percent_reference(self) -> list | None:
         return self._reference().tolist() if self.price_view == "% change" else None
@@ -359,38 +358,41 @@ class LiveDashboard(pn.viewable.Viewer):
             return series_value(self.portfolio.symbols, self.portfolio.quantities)
         return series_value([self.series], [1.0])
 
-    def _redraw_left(self) -> None:
+    def _redraw(self, draw) -> None:
+        """``draw()`` the charts' models in one message, and push it to a notebook."""
+        with pn.io.hold(self._doc if self._server else None):
+            draw()
+        self._push()
+
+    def _draw_left(self) -> None:
         """The left chart's renderers for the current options: the series' line or its
         candles, and the chosen indicators (made when first asked for: a session that
         never uses them never builds them)."""
         value_fig = self._figures[0]
         args = self._series_args()
-        with pn.io.hold(self._doc if self._server else None):
-            line = self._value_line
-            line.glyph.y = {"expr": portfolio_value(args["symbols"], args["quantities"])}
-            line.visible = self.chart == "Line"
-            renderers = [line]
-            if self.chart == "Candles":
-                tick_ms = self.feed.tick * 1000.0
-                renderers += candle_renderers(self.source, args, self.bar_ticks, tick_ms)
-            renderers += indicator_renderers(
-                self.source, self._view, args, self.indicators, self.window
-            )
-            value_fig.renderers = renderers
-            what = "Portfolio value" if self.series == PORTFOLIO else f"{self.series} price"
-            value_fig.title.text = what + (" \u00b7 candles" if self.chart == "Candles" else "")
-        self._push()
+        line = self._value_line
+        line.glyph.y = {"expr": portfolio_value(args["symbols"], args["quantities"])}
+        line.visible = self.chart == "Line"
+        renderers = [line]
+        if self.chart == "Candles":
+            tick_ms = self.feed.tick * 1000.0
+            renderers += candle_renderers(self.source, args, self.bar_ticks, tick_ms)
+        renderers += indicator_renderers(
+            self.source, self._view, args, self.indicators, self.window
+        )
+        value_fig.renderers = renderers
+        what = "Portfolio value" if self.series == PORTFOLIO else f"{self.series} price"
+        value_fig.title.text = what + (" \u00b7 candles" if self.chart == "Candles" else "")
 
-    def _redraw_prices(self) -> None:
-        with pn.io.hold(self._doc if self._server else None):
-            set_symbol_lines(
-                self._figures[1], self.source, "time", self.portfolio.symbols,
-                reference=self._percent_reference(),
-            )  # fmt: skip
-        self._push()
+    def _draw_prices(self) -> None:
+        """The price chart's lines: % change since the open, or prices."""
+        set_symbol_lines(
+            self._figures[1], self.source, "time", self.portfolio.symbols,
+            reference=self._percent_reference(),
+        )  # fmt: skip
 
     def _push(self) -> None:
-        if not self._server and getattr(self, "_bokeh_panes", None):
+        if not self._server:
             pn.io.push_notebook(*self._bokeh_panes)
 
     def personalize(self, header=(), sections=()) -> None:
@@ -433,19 +435,17 @@ class LiveDashboard(pn.viewable.Viewer):
         self._shown = self.portfolio
         symbols = self.portfolio.symbols
         self._columns = np.array([self.feed.symbols.index(s) for s in symbols])
-        price_fig = self._figures[1]
         with pn.io.hold(self._doc if self._server else None):
             holdings = self._holdings_view()
             for view in self._views:
                 view.param.update(holdings)
             self.table.param.update(names=list(self.portfolio.names), cost_basis=self._cost_basis())
-            if self.series not in self._series_options():
-                self.series = PORTFOLIO  # redraws the left chart
-            else:
-                self._redraw_left()
-            set_symbol_lines(
-                price_fig, self.source, "time", symbols, reference=self._percent_reference()
-            )
+            if self.series not in self._series_options():  # no longer held
+                with param.discard_events(self):
+                    self.series = PORTFOLIO
+                self._sync_controls("series")
+            self._draw_left()
+            self._draw_prices()
             self._heading.object = self._heading_html()
         self.alerts_card.portfolio_changed()
         self._push()
@@ -676,7 +676,7 @@ class LiveDashboard(pn.viewable.Viewer):
                 for view in self._views:
                     view.reference = reference
                 if self.price_view == "% change":
-                    self._redraw_prices()
+                    self._draw_prices()
             if self._stats_due(now):
                 self._send_server_stats(now)
         if not self._server:
