@@ -114,6 +114,8 @@ def check_redis(url: str) -> None:
 def market_key(walk) -> str:
     """A key naming the market a walk makes: processes agree on it without configuration,
     and two different portfolios on one Redis stay two markets."""
+    if hasattr(walk, "fingerprint"):  # a replay: the same file is the same market
+        return f"finflow:replay:{walk.fingerprint()}"
     fingerprint = json.dumps(
         [walk.symbols, walk.start_prices.tolist(), walk.drift.tolist(),
          walk.volatility.tolist(), walk.correlation.tolist(), walk.dt]
@@ -280,6 +282,7 @@ class RedisFeed(SharedFeed):
         with self._lock:
             self._ring.append(np.array(times), np.vstack(rows))
         self._notify()
+        self._check_finished()
 
     async def _lead(self) -> None:
         """Hold the lease (or wait for it) and, while holding it, tick on schedule."""
@@ -343,7 +346,8 @@ class RedisFeed(SharedFeed):
                 prices = np.frombuffer(fields[b"p"], dtype="<f8")
                 self.walk.set_state(
                     {"log_price": np.log(prices).tolist(), "prices": prices.tolist(),
-                     "steps_taken": 0, "rng": None}
+                     "steps_taken": 0, "rng": None,
+                     "ticks": int(entry_id.split(b"-")[0]) + 1 - self.start_seq}
                 )  # fmt: skip
             self._published = int(entry_id.split(b"-")[0])
             self._published_time = float(fields[b"t"])
@@ -372,8 +376,8 @@ class RedisFeed(SharedFeed):
         self._open_day_sent = None
         if self.warmup:
             now = time.time() * 1000.0
-            times = now - self.tick * 1000.0 * np.arange(self.warmup - 1, -1, -1)
-            prices = self.walk.step(self.warmup)
+            prices = self.walk.step(self.warmup)  # fewer from a short replay
+            times = now - self.tick * 1000.0 * np.arange(len(prices) - 1, -1, -1)
             await self._publish(self._entries(times, prices))
         log.info("leading a new market")
 
@@ -407,7 +411,7 @@ class RedisFeed(SharedFeed):
         """Publish the next tick if due; seconds until the next thing to do."""
         now = time.time() * 1000.0
         due = self._published_time + self.tick * 1000.0
-        if self.paused:
+        if self.paused or getattr(self.walk, "remaining", None) == 0:  # or a replay ended
             return LEASE_MS / 3000
         if not np.isfinite(due) or now >= due - 1.0:
             # One tick at a time: a late leader (after a failover, an outage) does not

@@ -49,8 +49,10 @@ class SharedFeed(param.Parameterized):
 
     Parameters
     ----------
-    walk : RandomWalk
-        The market model; its symbols are the feed's symbols.
+    walk : RandomWalk, Replay or another market source
+        What each tick steps (see `finflow_panel.sim.replay`); its symbols are the
+        feed's symbols. A source that runs out (a `Replay` without looping) ends the
+        feed: `finished` becomes True and the clock stops for good.
     """
 
     tick = param.Number(
@@ -69,6 +71,9 @@ class SharedFeed(param.Parameterized):
     )
     manual = param.Boolean(
         default=False, constant=True, doc="No timer: ticks happen only through advance()."
+    )
+    finished = param.Boolean(
+        default=False, doc="Whether the market source has run out (a replay's last row)."
     )
 
     def __init__(self, walk: RandomWalk, **params) -> None:
@@ -139,9 +144,53 @@ class SharedFeed(param.Parameterized):
 
     # -- ticking ----------------------------------------------------------------------------
 
+    @property
+    def source(self):
+        """The market source each tick steps (`walk`, by its historical name)."""
+        return self.walk
+
+    def label(self, seq: int) -> str | None:
+        """The source's own time of tick ``seq`` (a replayed row's date), if it has one."""
+        label = getattr(self.walk, "label", None)
+        return None if label is None else label(seq - self.start_seq)
+
+    def labels(self, first_seq: int, count: int) -> list[str] | None:
+        """`label` of up to ``count`` ticks from ``first_seq`` on (fewer at a replay's
+        end; None when the source has none)."""
+        if self.label(first_seq) is None:
+            return None
+        labels = []
+        for seq in range(first_seq, first_seq + count):
+            label = self.label(seq)
+            if label is None:  # past a replay's end
+                break
+            labels.append(label)
+        return labels
+
+    def _check_finished(self) -> None:
+        # From the ticks held, not the source's own count: a process following another's
+        # market (`RedisFeed`) never steps its copy of the source.
+        ends_after = getattr(self.walk, "ends_after", None)
+        if self.finished or ends_after is None:
+            return
+        if self.last_seq + 1 - self.start_seq >= ends_after:
+            log.info("the market source ended at tick %d", self.last_seq)
+            self.finished = True
+            self.stop()
+            self._notify_state()
+
     def advance(self, n: int = 1, now_ms: float | None = None) -> TickBatch:
-        """Generate ``n`` ticks ending at ``now_ms`` (default: now) and notify subscribers."""
+        """Generate ``n`` ticks ending at ``now_ms`` (default: now) and notify subscribers.
+
+        Fewer (none) when the source runs out: the feed is then `finished`.
+        """
         now_ms = time.time() * 1000.0 if now_ms is None else float(now_ms)
+        remaining = getattr(self.walk, "remaining", None)
+        if remaining is not None:
+            n = min(n, remaining)
+            if n <= 0:
+                self._check_finished()
+                return self._ring.since(self.last_seq)
         with self._lock:
             first = self.last_seq
             prices = self.walk.step(n)
@@ -155,6 +204,7 @@ class SharedFeed(param.Parameterized):
                 self._open_version += 1
             self._ring.append(times, prices)
         self._notify()
+        self._check_finished()
         return self._ring.since(first)
 
     def _notify_state(self) -> None:
@@ -209,8 +259,9 @@ class SharedFeed(param.Parameterized):
         return self._timer is not None
 
     def start(self) -> None:
-        """Install the timer on the current event loop (no-op if manual, paused or running)."""
-        if self.manual or self.paused or self._timer is not None:
+        """Install the timer on the current event loop (no-op if manual, paused, finished
+        or running)."""
+        if self.manual or self.paused or self.finished or self._timer is not None:
             return
         from tornado.ioloop import PeriodicCallback
 
@@ -228,7 +279,8 @@ class SharedFeed(param.Parameterized):
 
     def _wanted(self) -> bool:
         alerts = self._alerts is not None and bool(self._alerts)
-        return not self.paused and (self.always_on or bool(self._subscribers) or alerts)
+        wanted = self.always_on or bool(self._subscribers) or alerts
+        return wanted and not (self.paused or self.finished)
 
     def _reschedule(self, *_events) -> None:
         self.stop()

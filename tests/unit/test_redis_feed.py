@@ -154,3 +154,41 @@ def test_a_redis_outage_stalls_the_market_and_an_empty_redis_is_reseeded(redis_s
             await feed.close()
 
     run_async(main())
+
+
+def test_the_leader_runs_a_replay_and_a_new_leader_goes_on_from_its_row(redis_server):
+    from finflow_panel.feed.redis_feed import market_key
+    from finflow_panel.sim import Replay
+
+    rows = 100.0 + np.arange(120.0)[:, None] + np.array([[0.0, 0.5, 0.25]])
+    labels = [f"day {i}" for i in range(len(rows))]
+
+    def replay():
+        return Replay(SYMBOLS, rows, labels=labels)
+
+    async def main():
+        key = market_key(replay())
+        assert key.startswith("finflow:replay:") and key == market_key(replay())
+        key = f"test:{uuid.uuid4().hex}"
+        feeds = [RedisFeed(replay(), redis_server.url, key=key, tick=TICK / 2, history=500)
+                 for _ in range(2)]  # fmt: skip
+        recorders = await _started(feeds)
+        await until(lambda: all(len(r.rows) >= 10 for r in recorders), what="10 rows")
+        leader = next(f for f in feeds if f.is_leader)
+        await leader.close(release=False)  # the lease is left to expire, as after SIGKILL
+        other = next(f for f in feeds if f is not leader)
+        await until(lambda: other.finished, timeout=30, what="the replay's end")
+        assert other.is_leader
+        recorder = recorders[feeds.index(other)]
+        seqs = _continuous(recorder)
+        assert seqs == list(range(len(rows)))  # every row once: none skipped or replayed
+        for seq in seqs:
+            assert recorder.rows[seq][1] == tuple(rows[seq])
+        assert other.label(other.last_seq) == labels[-1]
+        # The leader, due a tick, publishes nothing after the end.
+        other._published_time = 0.0
+        await other._tick_when_due()
+        assert await other._client.xlen(other._stream_key) == len(rows)
+        await other.close()
+
+    run_async(main())
