@@ -18,10 +18,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..sim import RandomWalk
+from ..sim import RandomWalk, Replay
 from ..sim.random_walk import MAX_ABS_DRIFT, MAX_VOLATILITY
 
-__all__ = ["Calibration", "PriceFileError", "calibrate", "infer_periods_per_year", "load_prices"]
+__all__ = [
+    "SAMPLE_PRICES",
+    "Calibration",
+    "PriceFileError",
+    "calibrate",
+    "date_labels",
+    "infer_periods_per_year",
+    "load_prices",
+    "load_replay",
+]
+
+#: A real, public price history bundled with the package: month-end closes of AAPL,
+#: AMZN, GOOG, IBM and MSFT, 2000-2010, in long form (``symbol``, ``date``, ``price``).
+#: From the vega-datasets collection (BSD-3-Clause / MIT; see ``STOCKS_LICENSE.txt``
+#: beside it), originally the Protovis examples' data.
+SAMPLE_PRICES = Path(__file__).parent / "data" / "stocks.csv"
 
 #: Column names (lower case) that hold a long file's price, preferred first.
 PRICE_COLUMNS = ("adj close", "adj_close", "close", "price")
@@ -206,12 +221,32 @@ def _fill_gaps(name: str, prices: pd.DataFrame) -> pd.DataFrame:
     first = int(np.argmax(complete))  # dates before every symbol's first price go
     gaps = int(prices.iloc[first:].isna().to_numpy().sum())
     prices = filled.iloc[first:]
-    if gaps or first:
-        dropped = ""
-        if first:
-            dropped = f"; dropped {first} leading date(s) before every symbol had a price"
-        warnings.warn(f"{name}: forward-filled {gaps} missing price(s){dropped}", stacklevel=3)
+    done = [f"forward-filled {gaps} missing price(s)"] if gaps else []
+    if first:
+        done.append(f"dropped {first} leading date(s) before every symbol had a price")
+    if done:
+        warnings.warn(f"{name}: {'; '.join(done)}", stacklevel=3)
     return prices.astype(float)
+
+
+def date_labels(index: pd.DatetimeIndex) -> list[str]:
+    """Each date as text, as precise as the index needs: ``2024-01-05`` for dates,
+    ``2024-01-05 09:35`` for minute bars, with seconds where any has them."""
+    index = pd.DatetimeIndex(index)
+    if (index == index.normalize()).all():
+        fmt = "%Y-%m-%d"
+    elif (index.second == 0).all() and (index.microsecond == 0).all():
+        fmt = "%Y-%m-%d %H:%M"
+    else:
+        fmt = "%Y-%m-%d %H:%M:%S"
+    return list(index.strftime(fmt))
+
+
+def load_replay(source, loop: bool = False) -> Replay:
+    """A `Replay` of a price history (a path or a frame, read by `load_prices`): one
+    row per step in date order, each labelled with its date."""
+    prices = load_prices(source)
+    return Replay(prices.columns, prices.to_numpy(), labels=date_labels(prices.index), loop=loop)
 
 
 # -- calibration ----------------------------------------------------------------------
