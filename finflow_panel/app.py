@@ -4,7 +4,8 @@ Under ``panel serve`` this file runs afresh for every session; it then hands ove
 the imported module ``finflow_panel.app``, whose state (the portfolio, read once, the
 market and the heap policy) lives once per process. Options come from environment
 variables there: FINFLOW_PORTFOLIO, FINFLOW_TICK, FINFLOW_INTERVAL, FINFLOW_HISTORY,
-FINFLOW_SEED, FINFLOW_ALWAYS_ON.
+FINFLOW_SEED, FINFLOW_ALWAYS_ON, FINFLOW_REDIS, FINFLOW_UNIVERSE, FINFLOW_REPLAY and
+FINFLOW_REPLAY_LOOP.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import resource
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -30,14 +32,16 @@ from tornado.web import RequestHandler
 
 from finflow_panel.feed import MAX_HISTORY, PORTFOLIO, RedisFeed, SharedFeed
 from finflow_panel.feed.redis_feed import redacted
-from finflow_panel.model import Portfolio, Universe
+from finflow_panel.model import Holding, Portfolio, Universe
+from finflow_panel.model.history import load_replay
 from finflow_panel.server import SessionAdmission, ValidateFirstDocument
 from finflow_panel.server.alerts import user_alerts
 from finflow_panel.server.api import PortfolioService, api_routes
 from finflow_panel.server.ws_api import ws_routes
+from finflow_panel.sim import Replay
 from finflow_panel.store import DEFAULT_STORE, PortfolioStore, open_store
 from finflow_panel.ui import LiveDashboard
-from finflow_panel.ui.dashboard import RESERVED_COLUMNS, check_portfolio
+from finflow_panel.ui.dashboard import MAX_HOLDINGS, RESERVED_COLUMNS, check_portfolio
 from finflow_panel.ui.editor import PortfolioEditor
 from finflow_panel.ui.fanout import FanOut
 
@@ -93,6 +97,11 @@ class ServeConfig:
     basic_auth: str | None = None
     #: Panel's OAuth provider name, for sign-in through an identity provider instead.
     oauth_provider: str | None = None
+    #: A price history (CSV or Parquet) the market plays back, one row per tick, instead
+    #: of simulating; its symbols are the market's.
+    replay: str | None = None
+    #: Start the replay again after its last row (sequence numbers keep increasing).
+    replay_loop: bool = False
 
     @property
     def sign_in(self) -> bool:
@@ -114,6 +123,13 @@ class ServeConfig:
             )
         if self.seed is not None and self.seed < 0:
             raise ValueError(f"seed must be 0 or more, got {self.seed}")
+        if self.replay_loop and not self.replay:
+            raise ValueError("--replay-loop needs --replay FILE")
+        if self.replay and self.universe:
+            raise ValueError(
+                "--universe and --replay cannot be combined: a replay's market quotes the "
+                "file's symbols"
+            )
         if self.redis is not None and not self.redis.startswith(_REDIS_SCHEMES):
             raise ValueError(
                 f"bad Redis URL {redacted(self.redis)!r}: use redis://HOST:PORT/DB (or rediss:// or unix://)"
@@ -132,34 +148,83 @@ class ServeConfig:
             except ValueError:
                 raise ValueError(f"{name}={text!r} is not a valid {kind.__name__}") from None
 
-        always_on = environ.get("FINFLOW_ALWAYS_ON", "").strip().lower()
-        if always_on not in _TRUE + _FALSE:
-            raise ValueError(
-                f"FINFLOW_ALWAYS_ON={environ['FINFLOW_ALWAYS_ON']!r} is not a yes/no value "
-                "(use 1/0, true/false, yes/no or on/off)"
-            )
+        def flag(name):
+            text = environ.get(name, "").strip().lower()
+            if text not in _TRUE + _FALSE:
+                raise ValueError(
+                    f"{name}={environ[name]!r} is not a yes/no value "
+                    "(use 1/0, true/false, yes/no or on/off)"
+                )
+            return text in _TRUE
+
         return cls(
             portfolio=environ.get("FINFLOW_PORTFOLIO") or None,
             tick=number("FINFLOW_TICK", float, 1.0),
             interval=number("FINFLOW_INTERVAL", float, 5.0),
             history=number("FINFLOW_HISTORY", int, 2000),
             seed=number("FINFLOW_SEED", int, None),
-            always_on=always_on in _TRUE,
+            always_on=flag("FINFLOW_ALWAYS_ON"),
             redis=environ.get("FINFLOW_REDIS") or None,
             universe=environ.get("FINFLOW_UNIVERSE") or None,
+            replay=environ.get("FINFLOW_REPLAY") or None,
+            replay_loop=flag("FINFLOW_REPLAY_LOOP"),
         )
 
     def load_portfolio(self) -> Portfolio:
         """Read and check the portfolio: ValueError (one line) unless every session of
         the app can show it on this config's market."""
-        portfolio = Portfolio.from_csv(self.portfolio) if self.portfolio else Portfolio.sample()
+        if self.portfolio:
+            portfolio = Portfolio.from_csv(self.portfolio)
+        elif self.replay:
+            portfolio = replay_portfolio(process_replay(self), self.replay)
+        else:
+            portfolio = Portfolio.sample()
         where = f"{self.portfolio}: " if self.portfolio else ""
         try:
-            check_portfolio(portfolio)
+            symbols = process_replay(self).symbols if self.replay else None
+            check_portfolio(portfolio, symbols)
             portfolio.random_walk(seed=self.seed, dt=LIVE_DT)
         except ValueError as exc:
             raise ValueError(f"{where}{exc}") from None
         return portfolio
+
+
+_replays: dict[ServeConfig, Replay] = {}
+
+
+def process_replay(config: ServeConfig) -> Replay:
+    """The price history ``config`` replays, read once per process (ValueError naming
+    the file, the row and the problem). Its warnings (gaps filled) are logged."""
+    replay = _replays.get(config)
+    if replay is None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            replay = load_replay(config.replay, loop=config.replay_loop)
+        for warning in caught:
+            log.warning("%s", warning.message)
+        clash = [s for s in replay.symbols if s in RESERVED_COLUMNS]
+        if clash:
+            raise ValueError(
+                f"{config.replay}: symbol(s) {', '.join(clash)} clash with the chart's own "
+                f"columns ({', '.join(RESERVED_COLUMNS)})"
+            )
+        _replays[config] = replay
+    return replay
+
+
+def replay_portfolio(replay: Replay, path: str) -> Portfolio:
+    """One unit of each replayed symbol, valued against the file's first prices."""
+    first = replay.rows[0]
+    holdings = tuple(
+        Holding(symbol, 1.0, float(price))
+        for symbol, price in zip(replay.symbols, first, strict=True)
+    )
+    if len(holdings) > MAX_HOLDINGS:
+        raise ValueError(
+            f"{path}: {len(holdings)} symbols is more than a dashboard shows (at most "
+            f"{MAX_HOLDINGS}); choose the holdings with --portfolio FILE"
+        )
+    return Portfolio(holdings, portfolio_id="replay", name=f"Replay of {os.path.basename(path)}")
 
 
 # Read once per process: a file edited under a running server must not give new
@@ -182,7 +247,13 @@ def process_universe(config: ServeConfig) -> Universe:
     """Every symbol the market of ``config`` quotes, read once per process (ValueError)."""
     universe = _universes.get(config)
     if universe is None:
-        base = Universe.from_csv(config.universe) if config.universe else Universe.default()
+        if config.replay:
+            replay = process_replay(config)
+            base = Universe(replay.symbols, replay.symbols, replay.rows[0])
+        elif config.universe:
+            base = Universe.from_csv(config.universe)
+        else:
+            base = Universe.default()
         clash = [s for s in base.symbols if s in RESERVED_COLUMNS]
         if clash:
             raise ValueError(
@@ -197,18 +268,24 @@ def process_feed(config: ServeConfig) -> SharedFeed:
     """The one market of this process for ``config``; started once, shared by sessions."""
 
     def make() -> SharedFeed:
-        walk = process_universe(config).random_walk(seed=config.seed, dt=LIVE_DT)
+        if config.replay:
+            # Each process plays its own copy; with Redis only the leader's is stepped.
+            walk, warmup = process_replay(config), 0
+            process_universe(config)  # the portfolio's symbols checked against the file's
+        else:
+            walk = process_universe(config).random_walk(seed=config.seed, dt=LIVE_DT)
+            warmup = min(WARMUP_TICKS, config.history)
         if config.redis:
             # The market is Redis's: this process follows it (and steps it when elected)
             # from its event loop, whether or not it has sessions.
             feed = RedisFeed(
-                walk, config.redis, tick=config.tick, history=config.history,
-                warmup=min(WARMUP_TICKS, config.history),
+                walk, config.redis, tick=config.tick, history=config.history, warmup=warmup,
             )  # fmt: skip
             feed.start()
             return feed
         feed = SharedFeed(walk, tick=config.tick, history=config.history)
-        feed.advance(min(WARMUP_TICKS, config.history))
+        if warmup:
+            feed.advance(warmup)
         feed.always_on = config.always_on
         return feed
 
@@ -456,9 +533,13 @@ class FeedStatusHandler(RequestHandler):
 def _backend_status(feed: SharedFeed) -> dict:
     """Where the market comes from; with Redis, this process's part in it (no URL: it
     may carry a password)."""
+    source = {"source": "replay" if isinstance(feed.source, Replay) else "random walk"}
+    if isinstance(feed.source, Replay):
+        source.update(finished=feed.finished, market_date=feed.label(feed.last_seq))
     if not isinstance(feed, RedisFeed):
-        return {"backend": "memory"}
+        return {"backend": "memory", **source}
     return {
+        **source,
         "backend": "redis",
         "leader": feed.is_leader,
         "stalled": feed.stalled,

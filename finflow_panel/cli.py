@@ -167,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the symbols the market quotes, CSV: symbol,name,price[,drift,volatility] "
         "(default: 30 large US stocks)",
     )
+    serve.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="play a price history (CSV or Parquet: wide, long or OHLC) one row per tick "
+        "instead of simulating; the market quotes the file's symbols",
+    )
+    serve.add_argument(
+        "--replay-loop",
+        action="store_true",
+        help="start the replay again after its last row (sequence numbers keep increasing)",
+    )
     auth = serve.add_argument_group(
         "sign-in", "users sign in and keep portfolios of their own (default: all anonymous)"
     )
@@ -426,6 +438,8 @@ def _serve(args: argparse.Namespace) -> int:
             store=args.store,
             basic_auth=str(args.basic_auth) if args.basic_auth else None,
             oauth_provider=args.oauth_provider,
+            replay=str(args.replay) if args.replay else None,
+            replay_loop=args.replay_loop,
         )
         process_portfolio(config)
         universe = process_universe(config)

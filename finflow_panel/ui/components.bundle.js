@@ -154,10 +154,18 @@ function render({ model, el, view }) {
         <div class="ff-value" data-kpi="total_change_percent"></div></div>
       <div class="ff-card"><div class="ff-label">Last update</div>
         <div class="ff-value ff-small" data-kpi="updated"></div>
-        <div class="ff-age" data-kpi="age"></div></div>
+        <div class="ff-age" data-kpi="age"></div>
+        <div class="ff-age" data-kpi="market_date"></div></div>
     </div>`
   const $ = (name) => el.querySelector(`[data-kpi="${name}"]`)
-  let updated = null
+  let updated = null, seq = null
+  // A replay's row date of the newest tick, from the table the server sends ahead.
+  const drawDate = () => {
+    const table = model.market_dates, dates = (table && table.dates) || []
+    const i = seq == null ? -1 : seq - table.seq
+    $("market_date").textContent = i >= 0 && i < dates.length ? `Replaying ${dates[i]}` : ""
+  }
+  model.on("market_dates", drawDate)
   const drawAge = () => {
     if (updated == null) { $("age").textContent = ""; return }
     const seconds = Math.max(0, (Date.now() - updated) / 1000)
@@ -173,6 +181,8 @@ function render({ model, el, view }) {
       $(name).className = `ff-value ${tone(v.change)}`
     }
     updated = v.time
+    seq = v.seq
+    drawDate()
     $("updated").textContent = updated == null ? "waiting\u2026" :
       new Date(updated).toLocaleTimeString()
     drawAge()
@@ -310,11 +320,12 @@ function render({ model, el, view }) {
   let connected = true
   const showFeed = () => {
     if (!connected) { return }
-    if (model.feed_stalled) { show("stalled", "\u25cf Feed stalled") }
+    if (model.feed_finished) { show("finished", "\u25cf Replay finished") }
+    else if (model.feed_stalled) { show("stalled", "\u25cf Feed stalled") }
     else { show("connected", "\u25cf Connected") }
   }
   showFeed()
-  model.on("feed_stalled", showFeed)
+  model.on(["feed_stalled", "feed_finished"], showFeed)
   const doc = view.model.document
   // Probe a static file the server always has (cheap HEAD), not the app page, which
   // would open a server session on every probe.
@@ -346,7 +357,7 @@ function render({ model, el, view }) {
     setTimeout(() => probe(Date.now()), jittered(model.poll_interval))
   })
 }
-return { render: styled("\n.ff-status { font: 600 13px system-ui, sans-serif; padding: 4px 10px;\n             border-radius: 999px; white-space: nowrap; }\n.ff-status[data-state=\"connected\"] { color: #15803d; background: #dcfce7; }\n.ff-status[data-state=\"reconnecting\"] { color: #a16207; background: #fef9c3; }\n.ff-status[data-state=\"stalled\"] { color: #a16207; background: #fef9c3; }\n.ff-status[data-state=\"disconnected\"] { color: #b91c1c; background: #fee2e2; }\n", render) }
+return { render: styled("\n.ff-status { font: 600 13px system-ui, sans-serif; padding: 4px 10px;\n             border-radius: 999px; white-space: nowrap; }\n.ff-status[data-state=\"connected\"] { color: #15803d; background: #dcfce7; }\n.ff-status[data-state=\"reconnecting\"] { color: #a16207; background: #fef9c3; }\n.ff-status[data-state=\"stalled\"] { color: #a16207; background: #fef9c3; }\n.ff-status[data-state=\"finished\"] { color: #1e40af; background: #dbeafe; }\n.ff-status[data-state=\"disconnected\"] { color: #b91c1c; background: #fee2e2; }\n", render) }
 })()
 
 export default { KpiCards, HoldingsTable, Diagnostics, ConnectionStatus }

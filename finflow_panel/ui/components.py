@@ -261,6 +261,10 @@ class KpiCards(_SourceView):
     window = param.Integer(default=20, doc="Rows the indicators average over.")
     price_view = param.String(default="% change", doc="% change or Price.")
     alerts_open = param.Boolean(default=False, doc="Whether the Alerts card is shown.")
+    market_dates = param.Dict(
+        default={},
+        doc="A replay's own dates of ticks ahead: {'seq': first tick, 'dates': [...]}.",
+    )
 
     _render = (
         _TOOLBAR_RENDER
@@ -276,10 +280,18 @@ class KpiCards(_SourceView):
             <div class="ff-value" data-kpi="total_change_percent"></div></div>
           <div class="ff-card"><div class="ff-label">Last update</div>
             <div class="ff-value ff-small" data-kpi="updated"></div>
-            <div class="ff-age" data-kpi="age"></div></div>
+            <div class="ff-age" data-kpi="age"></div>
+            <div class="ff-age" data-kpi="market_date"></div></div>
         </div>`
       const $ = (name) => el.querySelector(`[data-kpi="${name}"]`)
-      let updated = null
+      let updated = null, seq = null
+      // A replay's row date of the newest tick, from the table the server sends ahead.
+      const drawDate = () => {
+        const table = model.market_dates, dates = (table && table.dates) || []
+        const i = seq == null ? -1 : seq - table.seq
+        $("market_date").textContent = i >= 0 && i < dates.length ? `Replaying ${dates[i]}` : ""
+      }
+      model.on("market_dates", drawDate)
       const drawAge = () => {
         if (updated == null) { $("age").textContent = ""; return }
         const seconds = Math.max(0, (Date.now() - updated) / 1000)
@@ -295,6 +307,8 @@ class KpiCards(_SourceView):
           $(name).className = `ff-value ${tone(v.change)}`
         }
         updated = v.time
+        seq = v.seq
+        drawDate()
         $("updated").textContent = updated == null ? "waiting\\u2026" :
           new Date(updated).toLocaleTimeString()
         drawAge()
@@ -515,6 +529,9 @@ class ConnectionStatus(_BundledView):
     feed_stalled = param.Boolean(
         default=False, doc="Set by the server while its market is cut off (Redis down)."
     )
+    feed_finished = param.Boolean(
+        default=False, doc="Set by the server once its market has ended (a replay's last row)."
+    )
 
     _render = """
     function render({ model, el, view }) {
@@ -528,11 +545,12 @@ class ConnectionStatus(_BundledView):
       let connected = true
       const showFeed = () => {
         if (!connected) { return }
-        if (model.feed_stalled) { show("stalled", "\\u25cf Feed stalled") }
+        if (model.feed_finished) { show("finished", "\\u25cf Replay finished") }
+        else if (model.feed_stalled) { show("stalled", "\\u25cf Feed stalled") }
         else { show("connected", "\\u25cf Connected") }
       }
       showFeed()
-      model.on("feed_stalled", showFeed)
+      model.on(["feed_stalled", "feed_finished"], showFeed)
       const doc = view.model.document
       // Probe a static file the server always has (cheap HEAD), not the app page, which
       // would open a server session on every probe.
@@ -571,6 +589,7 @@ class ConnectionStatus(_BundledView):
         .ff-status[data-state="connected"] { color: #15803d; background: #dcfce7; }
         .ff-status[data-state="reconnecting"] { color: #a16207; background: #fef9c3; }
         .ff-status[data-state="stalled"] { color: #a16207; background: #fef9c3; }
+        .ff-status[data-state="finished"] { color: #1e40af; background: #dbeafe; }
         .ff-status[data-state="disconnected"] { color: #b91c1c; background: #fee2e2; }
         """
     _esm = _standalone(_render, _css)

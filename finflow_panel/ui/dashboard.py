@@ -50,6 +50,9 @@ _MAX_WRITE_BACKLOG = 4 * 1024 * 1024
 _JSON_ROWS = 16
 # Server-side figures in an open diagnostics panel are refreshed at most this often.
 _SERVER_STATS_PERIOD = 5.0
+#: Ticks ahead whose own dates (a replay's) a page is sent at a time: one table per
+#: this many ticks, through Bokeh's route, instead of a date in every shared update.
+_DATES_AHEAD = 256
 # The page's header bar: the dashboard is the whole page, with no template around it.
 _HEADER_STYLES = {"background": "#1e3a8a", "border-radius": "10px", "padding": "4px 6px"}
 #: On a narrow screen the header's items wrap and the two charts stack at full width.
@@ -189,6 +192,8 @@ class LiveDashboard(pn.viewable.Viewer):
         self._open_version = self.feed.open_version
         view = {"source_id": self.source.id, **self._holdings_view()}
         self._kpis = KpiCards(**view, sizing_mode="stretch_width", margin=(5, 10))
+        self._dates_until = -1  # the first tick past the page's table of dates
+        self._send_dates(self._last_seq)
         self.table = HoldingsTable(
             **view,
             names=list(self.portfolio.names),
@@ -201,7 +206,9 @@ class LiveDashboard(pn.viewable.Viewer):
         self._views = (self._kpis, self.table, self._diagnostics)
         self.alerts_card = AlertsCard(self)
         self._status = ConnectionStatus(
-            margin=(12, 10), feed_stalled=bool(getattr(self.feed, "stalled", False))
+            margin=(12, 10),
+            feed_stalled=bool(getattr(self.feed, "stalled", False)),
+            feed_finished=self.feed.finished,
         )
         self._layout = self._build_layout()
         self._shown = self.portfolio
@@ -486,17 +493,30 @@ class LiveDashboard(pn.viewable.Viewer):
                 FanOut.current().enqueue(self)
 
     def on_feed_state(self, feed) -> None:
-        """The market stalled or came back (a `RedisFeed`): say so on the page."""
-        stalled = bool(getattr(feed, "stalled", False))
+        """The market stalled or came back (a `RedisFeed`), or ended (a replay's last
+        row): say so on the page."""
+        state = (bool(getattr(feed, "stalled", False)), feed.finished)
         if self._server:
             # Called from the feed's task, outside this session's document lock.
-            self._doc.add_next_tick_callback(partial(self._show_feed_state, stalled))
+            self._doc.add_next_tick_callback(partial(self._show_feed_state, *state))
         else:
-            self._show_feed_state(stalled)
+            self._show_feed_state(*state)
 
-    def _show_feed_state(self, stalled: bool) -> None:
+    def _show_feed_state(self, stalled: bool, finished: bool) -> None:
         with pn.io.hold(self._doc if self._server else None):
-            self._status.feed_stalled = stalled
+            self._status.param.update(feed_stalled=stalled, feed_finished=finished)
+
+    def _dates_due(self) -> bool:
+        return self._dates_until >= 0 and self.feed.last_seq >= self._dates_until
+
+    def _send_dates(self, first: int) -> None:
+        """Send the page the source's own dates (a replay's) of the ticks from ``first``."""
+        first = max(first, 0)
+        dates = self.feed.labels(first, _DATES_AHEAD)
+        if dates is None:
+            return
+        self._kpis.market_dates = {"seq": first, "dates": dates}
+        self._dates_until = first + _DATES_AHEAD
 
     def close(self) -> None:
         """Stop following the feed and drop this view's alerts (sessions do this by
@@ -620,6 +640,7 @@ class LiveDashboard(pn.viewable.Viewer):
             sockets is not None
             and rows <= _JSON_ROWS
             and not self._stats_due(now)
+            and not self._dates_due()
             and feed.open_version == self._open_version
         )
         update = None
@@ -679,6 +700,8 @@ class LiveDashboard(pn.viewable.Viewer):
                     self._draw_prices()
             if self._stats_due(now):
                 self._send_server_stats(now)
+            if self._dates_due():
+                self._send_dates(batch.last_seq)
         if not self._server:
             # Raw Bokeh edits reach a notebook page only when pushed; Panel components
             # (the views, the widgets) sync by themselves.
