@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from .paths import simulate_paths
+from .paths import portfolio_value_paths, simulate_paths
 from .random_walk import TRADING_DAY, RandomWalk, correlation_factor
 from .replay import Replay
 
-__all__ = ["TRADING_DAY", "RandomWalk", "Replay", "correlation_factor", "simulate_paths"]
+__all__ = [
+    "TRADING_DAY",
+    "RandomWalk",
+    "Replay",
+    "correlation_factor",
+    "portfolio_value_paths",
+    "simulate_paths",
+]
