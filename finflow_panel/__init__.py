@@ -10,7 +10,9 @@ from importlib import import_module
 from typing import Any
 
 from .model import Holding, Portfolio, PortfolioError, calibrate, load_prices, simulate
-from .sim import RandomWalk
+from .model.history import load_replay
+from .model.whatif import what_if
+from .sim import RandomWalk, Replay
 
 __version__ = "0.1.0"
 
@@ -20,16 +22,25 @@ __all__ = [
     "Portfolio",
     "PortfolioError",
     "RandomWalk",
+    "Replay",
     "SharedFeed",
     "TickBatch",
+    "WhatIfExplorer",
     "__version__",
     "calibrate",
     "load_prices",
+    "load_replay",
     "simulate",
+    "what_if",
 ]
 
 # Public names that live in the upper layers, imported lazily (PEP 562).
-_LAZY = {"SharedFeed": ".feed", "TickBatch": ".feed", "LiveDashboard": ".ui"}
+_LAZY = {
+    "SharedFeed": ".feed",
+    "TickBatch": ".feed",
+    "LiveDashboard": ".ui",
+    "WhatIfExplorer": ".ui.explore",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -33,7 +33,7 @@ from tornado.web import RequestHandler
 from finflow_panel.feed import MAX_HISTORY, PORTFOLIO, RedisFeed, SharedFeed
 from finflow_panel.feed.redis_feed import redacted
 from finflow_panel.model import Holding, Portfolio, Universe
-from finflow_panel.model.history import load_replay
+from finflow_panel.model.history import Calibration, calibrate, load_prices, load_replay
 from finflow_panel.server import SessionAdmission, ValidateFirstDocument
 from finflow_panel.server.alerts import user_alerts
 from finflow_panel.server.api import PortfolioService, api_routes
@@ -43,12 +43,14 @@ from finflow_panel.store import DEFAULT_STORE, PortfolioStore, open_store
 from finflow_panel.ui import LiveDashboard
 from finflow_panel.ui.dashboard import MAX_HOLDINGS, RESERVED_COLUMNS, check_portfolio
 from finflow_panel.ui.editor import PortfolioEditor
+from finflow_panel.ui.explore import WhatIfExplorer
 from finflow_panel.ui.fanout import FanOut
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "ServeConfig",
     "build_dashboard",
+    "build_explorer",
     "index_page",
     "process_feed",
     "process_portfolio",
@@ -57,6 +59,7 @@ __all__ = [
 ]
 
 DASHBOARD_ROUTE = "portfolio"
+EXPLORE_ROUTE = "explore"
 #: Backdated ticks a new market starts with, so the first visitor sees a chart at once.
 WARMUP_TICKS = 120
 #: Each live tick simulates one trading minute (252 days x 390 minutes a year): moves
@@ -476,6 +479,40 @@ def build_dashboard(config: ServeConfig) -> pn.viewable.Viewable:
     return dashboard
 
 
+_calibrations: dict[ServeConfig, Calibration | None] = {}
+
+
+def process_calibration(config: ServeConfig) -> Calibration | None:
+    """The replayed history's calibration (None without a replay, or when it is too
+    short to estimate from), worked out once per process."""
+    if config not in _calibrations:
+        calibration = None
+        if config.replay:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # logged when the replay was read
+                prices = load_prices(config.replay)
+            try:
+                calibration = calibrate(prices)
+            except ValueError as error:
+                log.warning("what-ifs use the holdings' own parameters: %s", error)
+        _calibrations[config] = calibration
+    return _calibrations[config]
+
+
+def build_explorer(config: ServeConfig) -> pn.viewable.Viewable:
+    """One session's what-if explorer: the server's portfolio from the market's newest
+    prices, with a replayed history's estimates where there is one."""
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.curdoc.template = PAGE_TEMPLATE
+        pn.config.browser_info = False
+    portfolio = process_portfolio(config)
+    feed = process_feed(config)
+    start = feed.prices[[feed.symbols.index(s) for s in portfolio.symbols]]
+    return WhatIfExplorer(
+        portfolio=portfolio, calibration=process_calibration(config), start_prices=start
+    )
+
+
 def index_page() -> pn.viewable.Viewable:
     """The home page, linking to the dashboard (as the original site did)."""
     return pn.template.BootstrapTemplate(
@@ -486,7 +523,9 @@ def index_page() -> pn.viewable.Viewable:
                 "## Welcome to FinFlow\n\n"
                 "A simulated market, streamed live to every visitor.\n\n"
                 f'<a href="./{DASHBOARD_ROUTE}" id="dashboard-link">Open the live '
-                "portfolio dashboard &rarr;</a>"
+                "portfolio dashboard &rarr;</a>\n\n"
+                f'<a href="./{EXPLORE_ROUTE}" id="explore-link">Explore what-ifs: the '
+                "portfolio's Monte Carlo future &rarr;</a>"
             )
         ],
     )
@@ -612,13 +651,20 @@ def serve(
     def dashboard_app() -> pn.viewable.Viewable:
         return build_dashboard(config)
 
+    def explore_app() -> pn.viewable.Viewable:
+        return build_explorer(config)
+
     # No Location model for the dashboard (it reads no URL): one model less in every
     # session. The home page's template needs one.
     apps = {
         **build_applications({"/": index_page}, title="FinFlow"),
         **build_applications({DASHBOARD_ROUTE: dashboard_app}, title="FinFlow", location=False),
+        **build_applications(
+            {EXPLORE_ROUTE: explore_app}, title="FinFlow \u00b7 What if?", location=False
+        ),
     }
     apps[f"/{DASHBOARD_ROUTE}"].add(SessionAdmission())
+    apps[f"/{EXPLORE_ROUTE}"].add(SessionAdmission())
     if config.redis:
         # Follow (and stand for leading) the market from the start.
         apps[f"/{DASHBOARD_ROUTE}"].add(_AtServerStart(partial(process_feed, config)))

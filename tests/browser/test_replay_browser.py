@@ -60,3 +60,26 @@ def test_the_page_shows_the_replayed_date_and_says_when_the_replay_has_finished(
     expect(page.locator(".ff-status")).to_have_text("\u25cf Replay finished", timeout=30_000)
     expect(page.locator(DATE)).to_have_text(f"Replaying 2022-02-{ROWS:02d}")
     assert total.inner_text() == f"${60 + ROWS + 0.5 + 120 + 2 * ROWS + 0.25:,.2f}"
+
+
+def test_what_ifs_from_the_replayed_history_recompute_as_a_control_changes(server, page):
+    page.goto(f"{server.url}/explore")
+    expect(page.get_by_text("Replay of energy.csv", exact=False)).to_be_visible()
+    note = page.locator(".ff-note")
+    expect(note).to_contain_text("10,000 paths \u00d7 252 days, computed in")
+    expect(page.get_by_text("VaR 99%")).to_be_visible()
+    page.get_by_role("combobox").select_option("1000")
+    expect(note).to_contain_text("1,000 paths \u00d7 252 days")
+    # The fan chart holds the new run's bands: 65 points, ordered, starting today.
+    bands = page.evaluate(
+        """() => {
+          const s = [...Bokeh.documents[0].all_models].find(
+            (m) => m.constructor.__name__ === "ColumnDataSource" && "p50" in m.data)
+          return Object.fromEntries(["step", "p5", "p50", "p95"].map(
+            (k) => [k, Array.from(s.data[k])]))
+        }"""
+    )
+    assert len(bands["step"]) == 65 and bands["step"][-1] == 252
+    rows = zip(bands["p5"], bands["p50"], bands["p95"], strict=True)
+    assert all(lo <= mid <= hi for lo, mid, hi in rows)
+    assert bands["p5"][0] == bands["p95"][0]  # today: one value

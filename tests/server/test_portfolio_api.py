@@ -83,11 +83,13 @@ def test_sign_in_keeps_panels_behaviour_and_loads_nothing_from_outside(site):
     assert status == 200 and "user" not in client.cookies
 
 
-def test_the_home_page_is_open_and_the_dashboard_needs_a_sign_in(site):
+def test_the_home_page_is_open_and_the_dashboard_needs_a_sign_in(site, ann):
     client = HTTP(site[0].url)
     assert client.call("GET", "/")[0] == 200
-    status, headers, _ = client.call("GET", "/portfolio")
-    assert status == 302 and "/login" in headers["Location"]
+    for path in ("/portfolio", "/explore"):
+        status, headers, _ = client.call("GET", path)
+        assert status == 302 and "/login" in headers["Location"]
+        assert ann.call("GET", path)[0] == 200
 
 
 def test_without_a_sign_in_the_api_answers_401(site):

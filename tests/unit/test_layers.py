@@ -67,12 +67,16 @@ def test_exported_members():
             "Portfolio",
             "PortfolioError",
             "RandomWalk",
+            "Replay",
             "SharedFeed",
             "TickBatch",
+            "WhatIfExplorer",
             "__version__",
             "calibrate",
             "load_prices",
+            "load_replay",
             "simulate",
+            "what_if",
         ]
     )
     for name in finflow_panel.__all__:
