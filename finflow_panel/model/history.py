@@ -310,13 +310,13 @@ class Calibration:
             "correlation": self.correlation.to_numpy().tolist(),
         }
 
-    def random_walk(self, seed=None, dt: float | None = None) -> RandomWalk:
-        """A `RandomWalk` starting from the last prices with these parameters (step
-        ``dt`` years; default one period of the history). Drift and volatility are
-        clipped to what the walk accepts."""
+    def random_walk(self, seed=None, dt: float | None = None, start_prices=None) -> RandomWalk:
+        """A `RandomWalk` with these parameters starting from the last prices (or
+        ``start_prices``), stepping ``dt`` years (default one period of the history).
+        Drift and volatility are clipped to what the walk accepts."""
         return RandomWalk(
             self.symbols,
-            start_prices=self.last_prices.to_numpy(),
+            start_prices=self.last_prices.to_numpy() if start_prices is None else start_prices,
             drift=np.clip(self.drift.to_numpy(), -MAX_ABS_DRIFT, MAX_ABS_DRIFT),
             volatility=np.clip(self.volatility.to_numpy(), 0.0, MAX_VOLATILITY),
             correlation=_nearest_correlation(self.correlation.to_numpy()),

@@ -14,7 +14,11 @@ NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert {p.name for p in NOTEBOOKS} >= {"live_portfolio.ipynb", "analyst_experiments.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "live_portfolio.ipynb",
+        "analyst_experiments.ipynb",
+        "real_data.ipynb",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -233,3 +233,13 @@ def test_a_normal_var_backtest_on_normal_returns_passes_kupiec():
         risk.var_backtest(returns[:100], window=250)
     with pytest.raises(ValueError, match="method"):
         risk.var_backtest(returns, method="garch")
+
+
+def test_a_calibrated_walk_can_start_from_other_prices():
+    prices = pd.DataFrame(
+        {"A": [10.0, 11.0, 10.5, 11.5], "B": [5.0, 5.5, 5.2, 5.1]},
+        index=pd.bdate_range("2024-01-01", periods=4),
+    )
+    model = ff.calibrate(prices)
+    np.testing.assert_array_equal(model.random_walk(seed=1).prices, [11.5, 5.1])
+    np.testing.assert_array_equal(model.random_walk(seed=1, start_prices=[10, 5]).prices, [10, 5])
