@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 
 import numpy as np
@@ -50,7 +50,7 @@ _STATS_CSS = """
 
 
 @dataclass(frozen=True)
-class _Settings:
+class _Settings:  # what_if's keyword arguments, as the controls set them
     horizon: int
     paths: int
     drift_scale: float
@@ -256,13 +256,7 @@ class WhatIfExplorer(pn.viewable.Viewer):
         try:
             result = what_if(
                 self.portfolio,
-                horizon=settings.horizon,
-                paths=settings.paths,
-                drift_scale=settings.drift_scale,
-                volatility_scale=settings.volatility_scale,
-                correlation=settings.correlation,
-                confidence=settings.confidence,
-                seed=settings.seed,
+                **asdict(settings),
                 calibration=self.calibration,
                 start_prices=self.start_prices,
             )
