@@ -688,9 +688,13 @@ class LiveDashboard(pn.viewable.Viewer):
             data = {name: column.tolist() for name, column in data.items()}
         now = time.time()
         doc = self._doc if self._server else None
+        # The rows go by Bokeh's own route, not inside Panel's hold: a message Panel
+        # holds back (while the connection is busy) can be overtaken by the fan-out's
+        # next update (seen: a page that received tick 140 before 134-139). Bokeh writes
+        # them under the document lock, which the fan-out waits for.
+        self.source.stream(data, rollover=self.rollover)
+        self._account(batch.last_seq, float(batch.time[-1]), len(batch), batch.missed, now)
         with pn.io.hold(doc):
-            self.source.stream(data, rollover=self.rollover)
-            self._account(batch.last_seq, float(batch.time[-1]), len(batch), batch.missed, now)
             if self.feed.open_version != self._open_version:  # a new day began
                 self._open_version = self.feed.open_version
                 reference = self._reference().tolist()

@@ -137,8 +137,13 @@ class BokehWire:
     def sockets(cls, doc) -> list | None:
         """The session's open websockets if a message may be written now, else None."""
         session = cls._session(doc)
-        # Bokeh holds a list of pending writes exactly while the document lock is held.
+        # Bokeh holds a list of pending writes while a callback holds the document lock,
+        # and keeps the lock while it then writes them: the writes of one callback wait
+        # there (for the connection's write lock, say) with the list already gone.
         if session is None or getattr(session, "_pending_writes", True) is not None:
+            return None
+        lock = getattr(getattr(session, "_lock", None), "_block", None)
+        if getattr(lock, "_value", 0) != 1:
             return None
         # A message Panel made while the document was locked waits for a later turn of
         # the loop: one written now would overtake it (a session saw tick 153 before 152).

@@ -132,7 +132,13 @@ def test_candles_form_in_place_close_and_indicators_toggle(server, page):
         if (ordered and bars == sorted(set(bars))) or time.monotonic() > deadline:
             break
         page.wait_for_timeout(200)
-    assert ordered, f"rows out of tick order: {rows['seq'][-15:]}"
+    if not ordered:
+        seq = rows["seq"]
+        at = next(i for i in range(1, len(seq)) if seq[i] <= seq[i - 1])
+        raise AssertionError(
+            f"rows out of tick order at row {at} of {len(seq)}: {seq[max(0, at - 5) : at + 14]}"
+            f"; deliveries {server.feed()['deliveries']}"
+        )
     assert bars == sorted(set(bars)), f"candles at rows {bodies['rows'][-6:]}: {bodies['seq'][-6:]}"
     assert bodies["rows"] == wicks["rows"] and len(bodies["rows"]) >= 2
     # each candle agrees with the ticks it aggregates, as the portfolio's value
