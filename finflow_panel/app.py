@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import jinja2
+import pandas as pd
 import panel as pn
 from bokeh.application.handlers.handler import Handler
 from bokeh.settings import settings
@@ -192,26 +193,36 @@ class ServeConfig:
         return portfolio
 
 
+_histories: dict[ServeConfig, pd.DataFrame] = {}
 _replays: dict[ServeConfig, Replay] = {}
 
 
-def process_replay(config: ServeConfig) -> Replay:
-    """The price history ``config`` replays, read once per process (ValueError naming
-    the file, the row and the problem). Its warnings (gaps filled) are logged."""
-    replay = _replays.get(config)
-    if replay is None:
+def process_history(config: ServeConfig) -> pd.DataFrame:
+    """The price history ``config`` replays (a `load_prices` table), read once per
+    process (ValueError naming the file, the row and the problem). Its warnings (gaps
+    filled) are logged."""
+    prices = _histories.get(config)
+    if prices is None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            replay = load_replay(config.replay, loop=config.replay_loop)
+            prices = load_prices(config.replay)
         for warning in caught:
             log.warning("%s", warning.message)
-        clash = [s for s in replay.symbols if s in RESERVED_COLUMNS]
+        clash = [s for s in prices.columns if s in RESERVED_COLUMNS]
         if clash:
             raise ValueError(
                 f"{config.replay}: symbol(s) {', '.join(clash)} clash with the chart's own "
                 f"columns ({', '.join(RESERVED_COLUMNS)})"
             )
-        _replays[config] = replay
+        _histories[config] = prices
+    return prices
+
+
+def process_replay(config: ServeConfig) -> Replay:
+    """The replay of ``config``'s price history, made once per process."""
+    replay = _replays.get(config)
+    if replay is None:
+        replay = _replays[config] = load_replay(process_history(config), config.replay_loop)
     return replay
 
 
@@ -488,11 +499,8 @@ def process_calibration(config: ServeConfig) -> Calibration | None:
     if config not in _calibrations:
         calibration = None
         if config.replay:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # logged when the replay was read
-                prices = load_prices(config.replay)
             try:
-                calibration = calibrate(prices)
+                calibration = calibrate(process_history(config))
             except ValueError as error:
                 log.warning("what-ifs use the holdings' own parameters: %s", error)
         _calibrations[config] = calibration
