@@ -10,6 +10,7 @@ newest settings, when the run ends.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -317,7 +318,7 @@ class WhatIfExplorer(pn.viewable.Viewer):
     def _stats_html(self, computing: bool = False) -> str:
         result = self.result
         if self.error:
-            return f'<div class="ff-error">{_escape(self.error)}</div>'
+            return f'<div class="ff-error">{html.escape(self.error)}</div>'
         if result is None:
             return '<div class="ff-note">Computing&hellip;</div>'
         s = result.summary()
@@ -338,9 +339,3 @@ class WhatIfExplorer(pn.viewable.Viewer):
             + f" &middot; at most {MAX_WORK / 1e6:.0f} million draws a run"
         )
         return f'<div class="ff-stats">{body}</div><div class="ff-note">{note}</div>'
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)

@@ -190,6 +190,11 @@ def test_the_explorer_sets_back_what_a_browser_sends_out_of_range():
     drift = explorer._controls[2]
     drift._process_events({"value_throttled": float("nan")})
     assert explorer.drift_scale == 1.0
+    with pytest.raises(ValueError, match="not in list"):  # Panel's own Select refuses it
+        paths._process_events({"value": 10**9})
+    seed = explorer._controls[7]
+    seed._process_events({"value": -5, "value_throttled": -5})
+    assert explorer.paths == 1_000 and explorer.seed == 1 and seed.value == 1
     # A setting that is valid alone but too much work with the others: said, not run.
     explorer.paths = 20_000
     explorer.horizon = 1_260
