@@ -22,7 +22,10 @@ tick-to-receive latency on the leader and on the follower against an in-memory p
 Redis commands per tick per process; and how many sessions ``--num-procs 2`` builds twice
 (a page's GET and its websocket reaching different processes).
 
-Run: .venv/bin/python benchmarks/bench_fanout.py --redis [--sessions 100,1000,1500,2000]
+The two processes' ramp goes from as many sessions as one sustained to 2.4 times as
+many, in steps of 0.2 times.
+
+Run: .venv/bin/python benchmarks/bench_fanout.py --redis [--sessions 100,600,800,...]
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.lean_client import open_lean  # noqa: E402
+from benchmarks.lean_client import CRowReader, RowReader, build_c_reader, open_lean  # noqa: E402
 
 BAR_DELIVERED, BAR_P99_MS = 0.99, 250.0
 #: How long after the window a tick made in it may still arrive and count as delivered.
@@ -117,23 +120,18 @@ def feed_seq(url: str) -> int:
     return feed_status(url)["last_seq"]
 
 
-async def _client_shard(url: str, n: int, concurrency: int, conn, cookies=None) -> None:
+async def _client_shard(url: str, n: int, concurrency: int, conn, cookies=None, library=None):
     """One client process: open ``n`` sessions (the i-th signed in with ``cookies[i]``,
     if given), read every update until told to stop, then send back (seq, tick time ms,
     receive time ms) of every row it read."""
-    chunks: list[np.ndarray] = []
     semaphore = asyncio.Semaphore(concurrency)
-
-    def on_rows(seq, times, received):
-        rows = np.empty((len(seq), 3))
-        rows[:, 0], rows[:, 1], rows[:, 2] = seq, times, received * 1000.0
-        chunks.append(rows)
+    # Each session is read from the moment it is ready: updates left unread while
+    # hundreds of sessions open would pile up and read as latency later.
+    reader = row_reader(library)
 
     async def open_one(i):
-        # Each session reads from the moment it is ready: updates left unread while
-        # hundreds of sessions open would pile up and read as latency later.
         async with semaphore:
-            return await open_lean(url, on_rows, cookie=cookies[i] if cookies else "")
+            return await open_lean(url, cookie=cookies[i] if cookies else "", reader=reader)
 
     opened = time.monotonic()
     sessions = await asyncio.gather(*[open_one(i) for i in range(n)])
@@ -144,14 +142,27 @@ async def _client_shard(url: str, n: int, concurrency: int, conn, cookies=None) 
     conn.send(time.monotonic() - opened)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, conn.recv)  # "stop"
+    reader.stop()
     for session in sessions:
         session.close()
-    rows = np.concatenate(chunks) if chunks else np.empty((0, 3))
-    conn.send(rows.tobytes())
+    conn.send(_rows(reader)[:, :3].tobytes())
 
 
-def _client_process(url: str, n: int, concurrency: int, conn, cookies=None) -> None:
-    asyncio.run(_client_shard(url, n, concurrency, conn, cookies))
+def row_reader(library):
+    """The reader of a client process: in C with the ``library`` built by the parent
+    (`build_c_reader`), in Python without one."""
+    return CRowReader(library) if library is not None else RowReader()
+
+
+def _rows(reader) -> np.ndarray:
+    """(seq, tick time ms, receive time ms, tag) of every row read since the last call."""
+    rows = reader.take()
+    rows[:, 2] *= 1000.0
+    return rows
+
+
+def _client_process(url: str, n: int, concurrency: int, conn, cookies=None, library=None):
+    asyncio.run(_client_shard(url, n, concurrency, conn, cookies, library))
 
 
 def _distinct_site(n: int) -> tuple[tuple[str, ...], list[str]]:
@@ -195,7 +206,14 @@ CHARTS_ROUTE = "/portfolio?chart=Candles&indicators=SMA,EMA,Bollinger"
 
 
 def run(
-    kind: str, n: int, window: float, warmup: float, shards: int, client=None, route=None
+    kind: str,
+    n: int,
+    window: float,
+    warmup: float,
+    shards: int,
+    client=None,
+    route=None,
+    library=None,
 ) -> dict:
     """One server, ``n`` sessions read by ``shards`` client processes.
 
@@ -224,7 +242,8 @@ def run(
             mine = cookies[sum(sizes[:i]) : sum(sizes[: i + 1])] if cookies else None
             worker = context.Process(
                 target=client or _client_process,
-                args=(url, size, max(1, 16 // shards), child, mine),
+                args=(url, size, max(1, 16 // shards), child, mine)
+                + (() if client else (library,)),
             )
             worker.start()
             workers.append((worker, parent))
@@ -283,22 +302,12 @@ def run(
         stop_server(server)
 
 
-async def _ramp_shard(urls: list[str], conn) -> None:
+async def _ramp_shard(urls: list[str], conn, library=None) -> None:
     """One client process of a scale-out ramp: opens sessions round-robin over ``urls``
     when told, and hands over (seq, tick ms, receive ms, server index) of rows read."""
-    chunks: list[np.ndarray] = []
     sessions: list = []
     loop = asyncio.get_running_loop()
-
-    def reader(server: int):
-        def on_rows(seq, times, received):
-            rows = np.empty((len(seq), 4))
-            rows[:, 0], rows[:, 1], rows[:, 2] = seq, times, received * 1000.0
-            rows[:, 3] = server
-            chunks.append(rows)
-
-        return on_rows
-
+    reader = row_reader(library)
     semaphore = asyncio.Semaphore(8)
     while True:
         command, arg = await loop.run_in_executor(None, conn.recv)
@@ -308,7 +317,7 @@ async def _ramp_shard(urls: list[str], conn) -> None:
             async def open_one(i):
                 async with semaphore:
                     server = i % len(urls)
-                    return await open_lean(urls[server], reader(server))
+                    return await open_lean(urls[server], reader=reader, tag=server)
 
             opened = time.monotonic()
             results = await asyncio.gather(
@@ -321,21 +330,20 @@ async def _ramp_shard(urls: list[str], conn) -> None:
                 (time.monotonic() - opened, sum(isinstance(r, BaseException) for r in results))
             )
         elif command == "drop":
-            chunks.clear()
+            reader.take()
             conn.send(None)
         elif command == "rows":
-            rows = np.concatenate(chunks) if chunks else np.empty((0, 4))
-            chunks.clear()
-            conn.send(rows.tobytes())
+            conn.send(_rows(reader).tobytes())
         else:  # stop
+            reader.stop()
             for session in sessions:
                 session.close()
             conn.send(None)
             return
 
 
-def _ramp_process(urls: list[str], conn) -> None:
-    asyncio.run(_ramp_shard(urls, conn))
+def _ramp_process(urls: list[str], conn, library=None) -> None:
+    asyncio.run(_ramp_shard(urls, conn, library))
 
 
 def _own_redis() -> tuple[str, subprocess.Popen]:
@@ -386,11 +394,13 @@ def ramp(label: str, extra: tuple[str, ...], servers: int, steps: list[int], arg
             # Each client process opens sessions on every server in turn: the same reading
             # work per client process whatever the number of servers.
             worker = context.Process(
-                target=_ramp_process, args=(urls[i % servers :] + urls[: i % servers], child)
+                target=_ramp_process,
+                args=(urls[i % servers :] + urls[: i % servers], child, args.library),
             )
             worker.start()
             clients.append((worker, parent))
         psutil_servers = [psutil.Process(p.pid) for p in procs]
+        psutil_clients = [psutil.Process(worker.pid) for worker, _ in clients]
         total = 0
         for n in steps:
             add = n - total
@@ -406,6 +416,7 @@ def ramp(label: str, extra: tuple[str, ...], servers: int, steps: list[int], arg
                 conn.recv()
             before = [feed_status(u) for u in status_urls]
             cpu_before = [sum(p.cpu_times()[:2]) for p in psutil_servers]
+            client_before = sum(sum(c.cpu_times()[:2]) for c in psutil_clients)
             started = time.monotonic()
             time.sleep(args.window)
             elapsed = time.monotonic() - started
@@ -413,6 +424,8 @@ def ramp(label: str, extra: tuple[str, ...], servers: int, steps: list[int], arg
             after = [feed_status(u) for u in status_urls]
             cpu = [(sum(p.cpu_times()[:2]) - c) / elapsed * 100
                    for p, c in zip(psutil_servers, cpu_before, strict=True)]  # fmt: skip
+            client_cpu = (sum(sum(c.cpu_times()[:2]) for c in psutil_clients)
+                          - client_before) / elapsed * 100  # fmt: skip
             time.sleep(GRACE_S)
             rows = []
             for _, conn in clients:
@@ -441,7 +454,8 @@ def ramp(label: str, extra: tuple[str, ...], servers: int, steps: list[int], arg
                 "delivered": int(keep.sum()) / (n * ticks) if ticks else 0.0,
                 "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
                 "p50_role": {r: float(np.median(np.concatenate(v))) for r, v in by_role.items()},
-                "cpu": cpu, "commands": commands, "tick_rate": ticks / elapsed,
+                "cpu": cpu, "client_cpu": client_cpu, "commands": commands,
+                "tick_rate": ticks / elapsed,
             }  # fmt: skip
             result["ok"] = (not failed and result["delivered"] >= BAR_DELIVERED
                             and result["p99"] < BAR_P99_MS)  # fmt: skip
@@ -449,7 +463,7 @@ def ramp(label: str, extra: tuple[str, ...], servers: int, steps: list[int], arg
             roles = " ".join(f"{r} {v:.1f}" for r, v in sorted(result["p50_role"].items()))
             print(f"{label:<12}{n:>9}{open_s:>8.1f}{result['tick_rate']:>8.2f}"
                   f"{result['delivered'] * 100:>9.1f}%{result['p50']:>8.1f}{result['p99']:>8.1f}"
-                  f"{'/'.join(f'{c:.0f}' for c in cpu):>10}"
+                  f"{'/'.join(f'{c:.0f}' for c in cpu):>10}{client_cpu:>9.1f}"
                   f"{'/'.join(f'{c:.1f}' for c in commands):>11}   {roles}"
                   f"{f'  {failed} failed to open' if failed else ''}"
                   f"{'  meets bar' if result['ok'] else ''}", flush=True)  # fmt: skip
@@ -475,7 +489,7 @@ def double_builds(redis_url: str, n: int, args) -> dict:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     worker = context.Process(
-        target=_ramp_process, args=([f"http://127.0.0.1:{port}/portfolio"], child)
+        target=_ramp_process, args=([f"http://127.0.0.1:{port}/portfolio"], child, args.library)
     )
     worker.start()
     try:
@@ -501,6 +515,23 @@ def double_builds(redis_url: str, n: int, args) -> dict:
         stop_server(server)
 
 
+def best(results: list[dict]) -> int:
+    """The most sessions of a ramp's steps that met the bar."""
+    return max((r["n"] for r in results if r["ok"]), default=0)
+
+
+#: The two processes' ramp, in multiples of what one process sustained: a step of 0.2x
+#: either side of the 1.8x target.
+SCALE_STEPS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4)
+
+
+def scaled_steps(first: int, one: int) -> list[int]:
+    """Two processes' steps: ``first`` each (the latency point), then ``one`` (the
+    sessions one process sustained) times `SCALE_STEPS`, even so both get as many."""
+    scaled = sorted({2 * round(one * k / 2) for k in SCALE_STEPS} - {0})
+    return [2 * first, *(n for n in scaled if n > 2 * first)]
+
+
 def scaleout(args) -> None:
     own = None
     redis_url = args.redis
@@ -512,20 +543,18 @@ def scaleout(args) -> None:
               f"window, {os.cpu_count()} cores, {args.client_processes} client processes; "
               "sessions added step by step until a step misses the bar", flush=True)  # fmt: skip
         print(f"{'setup':<12}{'sessions':>9}{'open s':>8}{'ticks/s':>8}{'delivered':>10}"
-              f"{'p50 ms':>8}{'p99 ms':>8}{'srv CPU%':>10}{'cmds/tick':>11}   p50 ms by role",
+              f"{'p50 ms':>8}{'p99 ms':>8}{'srv CPU%':>10}{'cli CPU%':>9}{'cmds/tick':>11}"
+              "   p50 ms by role",
               flush=True)  # fmt: skip
         memory = ramp("memory x1", (), 1, steps[:1], args)
         _fresh_market(redis_url)
         one = ramp("redis x1", ("--redis", redis_url), 1, steps, args)
         _fresh_market(redis_url)
-        two = ramp("redis x2", ("--redis", redis_url), 2, [2 * n for n in steps], args)
+        b1 = best(one)
+        two = ramp("redis x2", ("--redis", redis_url), 2, scaled_steps(steps[0], b1), args)
         _fresh_market(redis_url)
         built = double_builds(redis_url, args.double_build_sessions, args)
-
-        def best(results):
-            return max((r["n"] for r in results if r["ok"]), default=0)
-
-        b1, b2 = best(one), best(two)
+        b2 = best(two)
         ratio = f"{b2 / b1:.2f}x" if b1 else "n/a"
         print(f"largest N meeting >=99% delivered and p99 < 250 ms: redis x1 {b1}, "
               f"redis x2 {b2} ({ratio}; target >= 1.8x)")  # fmt: skip
@@ -570,10 +599,19 @@ def main() -> None:
         action="store_true",
         help="also run each size with every session signed in to a portfolio of its own",
     )
+    parser.add_argument(
+        "--reader",
+        choices=("c", "python"),
+        default="c",
+        help="the client processes' row reader (c: built with the machine's C compiler, "
+        "falling back to python without one)",
+    )
     args = parser.parse_args()
+    args.library = build_c_reader() if args.reader == "c" else None
+    print(f"row reader: {'C, ' + str(args.library) if args.library else 'Python'}", flush=True)
     if args.redis:
         if args.sessions == parser.get_default("sessions"):
-            args.sessions = "100,1000,1500,2000,2500,3000"
+            args.sessions = "100,600,800,1000,1200,1400,1600,1800,2000,2200,2400"
         if args.warmup == parser.get_default("warmup"):
             args.warmup = 20.0
         scaleout(args)
@@ -599,7 +637,7 @@ def main() -> None:
         kinds.append(("distinct", sizes))
     for kind, ns in kinds:
         for n in ns:
-            r = run(kind, n, args.window, args.warmup, args.client_processes)
+            r = run(kind, n, args.window, args.warmup, args.client_processes, library=args.library)
             results.append(r)
             ok = r["delivered"] >= BAR_DELIVERED and r["p99"] < BAR_P99_MS
             print(f"{kind:<9}{n:>9}{r['open_s']:>8.1f}{r['tick_rate']:>8.2f}"
