@@ -558,6 +558,11 @@ def scaleout(args) -> None:
         ratio = f"{b2 / b1:.2f}x" if b1 else "n/a"
         print(f"largest N meeting >=99% delivered and p99 < 250 ms: redis x1 {b1}, "
               f"redis x2 {b2} ({ratio}; target >= 1.8x)")  # fmt: skip
+        # The steps between say how far apart the two limits can be.
+        missed = [r["n"] for r in one if not r["ok"]]
+        if b2 and missed:
+            print(f"one process missed the bar at {missed[0]}, so two sustain at least "
+                  f"{b2 / missed[0]:.2f}x as many sessions")  # fmt: skip
         base = memory[0]["p50"]
         leader_alone = one[0]["p50_role"].get("leader", float("nan"))
         shared = two[0]["p50_role"]

@@ -12,11 +12,16 @@ It speaks just enough of the protocol: the websocket handshake with the session 
 ACK, PULL-DOC (the reply is skipped), ``document_ready``, pong for pings, and reading
 PATCH-DOC messages with or without binary buffers.
 
-`RowReader` goes further for the scale-out ramp, where the client shares two cores
-with two servers and every microsecond it spends per update is taken from them: once a
-session is ready its socket is read on a thread of its own, with one ``epoll`` wait for
-all sessions, one ``os.read`` per update and the rows kept as tuples (about a tenth of
-the asyncio reader's cost per update).
+Given a reader, a session is handed to it once ready, and its updates are read from
+then on without asyncio. The client shares the cores of the servers it measures, so
+what it spends per update is taken from them, and on two cores shared with two servers
+that read as the servers' limit. Client CPU per update, measured with 500 sessions:
+
+* this module's asyncio reader: about 70 us;
+* `RowReader`: a thread of its own, one ``epoll`` wait for all sessions after a 1 ms
+  pause (so one wakeup reads many updates), one ``os.read`` per update: about 25 us;
+* `CRowReader`: the same loop in C (``row_reader.c``, built by `build_c_reader` with
+  the machine's compiler): about 6 us, against the server's ~100 us to send it.
 """
 
 from __future__ import annotations
