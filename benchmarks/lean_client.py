@@ -218,6 +218,10 @@ class LeanSession(asyncio.Protocol):
             self.send("PATCH-DOC", {"events": [event]})
             self.ready.set_result(None)
         elif kind == "PATCH-DOC" and b"ColumnsStreamed" in frames[2]:
+            if self._on_rows is None:
+                # Streamed before the document was pulled (Bokeh sends a plain server
+                # app's changes to a connection at once); a reader takes over after.
+                return
             fast = _fast_rows(frames)
             if fast is not None:
                 self.fast_reads += 1
