@@ -85,6 +85,28 @@ def _streamed_rows(frames: list[bytes]) -> list[tuple]:
     return found
 
 
+def _next_frame(data, offset: int) -> tuple[int, int, int] | None:
+    """(opcode, payload start, payload end) of the whole frame at ``offset`` of
+    ``data``, or None if it has not all arrived."""
+    size = len(data)
+    if size - offset < 2:
+        return None
+    length, start = data[offset + 1] & 0x7F, offset + 2
+    if length == 126:
+        if size - offset < 4:
+            return None
+        (length,) = struct.unpack_from("!H", data, start)
+        start += 2
+    elif length == 127:
+        if size - offset < 10:
+            return None
+        (length,) = struct.unpack_from("!Q", data, start)
+        start += 8
+    if size - start < length:
+        return None
+    return data[offset] & 0x0F, start, start + length
+
+
 def _client_frame(opcode: int, payload: bytes) -> bytes:
     """A final, masked frame, as clients must send them (RFC 6455 5.3)."""
     mask = os.urandom(4)
@@ -154,25 +176,9 @@ class LeanSession(asyncio.Protocol):
             self._upgraded = True
         received = time.time()
         offset = 0
-        size = len(buffer)
-        while size - offset >= 2:
-            b0, b1 = buffer[offset], buffer[offset + 1]
-            length, start = b1 & 0x7F, offset + 2
-            if length == 126:
-                if size - offset < 4:
-                    break
-                (length,) = struct.unpack_from("!H", buffer, start)
-                start += 2
-            elif length == 127:
-                if size - offset < 10:
-                    break
-                (length,) = struct.unpack_from("!Q", buffer, start)
-                start += 8
-            if size - start < length:
-                break
-            payload = bytes(buffer[start : start + length])
-            offset = start + length
-            self._frame(b0 & 0x0F, payload, received)
+        while (frame := _next_frame(buffer, offset)) is not None:
+            opcode, start, offset = frame
+            self._frame(opcode, bytes(buffer[start:offset]), received)
             if self._reader is not None and self.ready.done():
                 # From here on the reader's thread reads this socket, asyncio does not;
                 # it gets the bytes read after this message too.
@@ -353,23 +359,9 @@ class RowReader:
     def _parse(self, sock: _Socket, data: bytes, received: float) -> None:
         if sock.buffer:
             data, sock.buffer = sock.buffer + data, b""
-        offset, size = 0, len(data)
-        while size - offset >= 2:
-            b0, length, start = data[offset], data[offset + 1] & 0x7F, offset + 2
-            if length == 126:
-                if size - offset < 4:
-                    break
-                (length,) = struct.unpack_from("!H", data, start)
-                start += 2
-            elif length == 127:
-                if size - offset < 10:
-                    break
-                (length,) = struct.unpack_from("!Q", data, start)
-                start += 8
-            if size - start < length:
-                break
-            offset = start + length
-            opcode = b0 & 0x0F
+        offset = 0
+        while (frame := _next_frame(data, offset)) is not None:
+            opcode, start, offset = frame
             if opcode == 0x1 or opcode == 0x2:
                 frames = sock.frames
                 frames.append(data[start:offset])
@@ -381,7 +373,7 @@ class RowReader:
                     self._message(sock.tag, frames, received)
             elif opcode == 0x9:  # ping
                 os.write(sock.fd, _client_frame(0xA, data[start:offset]))
-        if offset < size:
+        if offset < len(data):
             sock.buffer = data[offset:]
 
     def _message(self, tag, frames: list[bytes], received: float) -> None:
