@@ -413,6 +413,17 @@ def build_c_reader() -> Path | None:
     return library
 
 
+class _Other(ctypes.Structure):
+    """``other_t`` of ``row_reader.c`` (its frames follow it)."""
+
+    _fields_ = [
+        ("next", ctypes.c_void_p),
+        ("received", ctypes.c_double),
+        ("tag", ctypes.c_int),
+        ("len", ctypes.c_size_t),
+    ]
+
+
 class CRowReader:
     """`RowReader` with its loop in C (``row_reader.c``): what a client spends per
     update is taken from the servers it measures when they share cores, and this
@@ -467,11 +478,9 @@ class CRowReader:
         """Rows of the messages the C loop kept whole (Bokeh's route, binary buffers)."""
         rows = []
         while pointer := self._lib.rr_next_other(self._reader):
-            # struct other: next, received (double), tag (int), len (size_t), data
-            received = ctypes.c_double.from_address(pointer + 8).value
-            tag = ctypes.c_int.from_address(pointer + 16).value
-            size = ctypes.c_size_t.from_address(pointer + 24).value
-            data = ctypes.string_at(pointer + 32, size)
+            other = _Other.from_address(pointer)
+            received, tag = other.received, other.tag
+            data = ctypes.string_at(pointer + ctypes.sizeof(_Other), other.len)
             self._lib.rr_free(pointer)
             (count,) = struct.unpack_from("=Q", data)
             frames, offset = [], 8
