@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import numpy as np
@@ -62,3 +63,62 @@ def test_lean_readers_see_the_same_rows_as_the_full_client(server, kind):
             assert (read[:, 2] * 1000 >= read[:, 1]).all(), name
 
     run_async(main())
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_row_readers_decode_bokehs_binary_messages_and_answer_pings(kind):
+    """Bokeh's own route sends many rows as binary buffers (a backfill, say): the
+    readers' full-parsing path, fed a real Bokeh message over a socket pair."""
+    import socket
+    import struct
+
+    from bokeh.document import Document
+    from bokeh.document.events import ColumnsStreamedEvent
+    from bokeh.models import ColumnDataSource
+    from bokeh.protocol import Protocol
+
+    from finflow_panel.ui.fanout import text_frame
+
+    if kind == "c":
+        require_executable("cc")
+    doc = Document()
+    source = ColumnDataSource(data={"time": [], "seq": []})
+    doc.add_root(source)
+    rows = {"time": 1.8e12 + np.arange(40) * 1000.0, "seq": np.arange(100, 140)}
+    event = ColumnsStreamedEvent(doc, source, "data", rows, 2000, None)
+    message = Protocol().create("PATCH-DOC", [event])
+    assert message.header["num_buffers"] == 2  # binary, not the fan-out's JSON
+    frames = [text_frame(message.header_json.encode()), text_frame(b"{}"),
+              text_frame(message.content_json.encode())]  # fmt: skip
+    for buffer in message.buffers:
+        payload = buffer.to_bytes()
+        binary = struct.pack("!BBH", 0x82, 126, len(payload)) + payload
+        frames += [text_frame(json.dumps(buffer.ref).encode()), binary]
+    ping = struct.pack("!BB", 0x89, 4) + b"ping"
+    data = b"".join(frames) + ping
+
+    ours, theirs = socket.socketpair()
+    reader = CRowReader(build_c_reader()) if kind == "c" else RowReader()
+    try:
+        ours.setblocking(False)
+        # Half a message arrives before the reader takes the socket over, as it may.
+        reader.adopt(ours.fileno(), data[:100], tag=3)
+        theirs.sendall(data[100:])
+        theirs.settimeout(10)
+        pong = theirs.recv(64)  # the reader answers the ping (a masked frame)
+        assert pong[0] == 0x8A and pong[1] == 0x80 | 4
+        mask, body = pong[2:6], pong[6:10]
+        assert bytes(b ^ mask[i % 4] for i, b in enumerate(body)) == b"ping"
+        got = np.empty((0, 4))
+        deadline = time.monotonic() + 10
+        while len(got) < 40:
+            assert time.monotonic() < deadline, f"read {len(got)} of 40 rows"
+            got = np.concatenate([got, reader.take()])
+            time.sleep(0.01)
+        np.testing.assert_array_equal(got[:, 0], rows["seq"])
+        np.testing.assert_array_equal(got[:, 1], rows["time"])
+        assert set(got[:, 3]) == {3} and reader.fast_reads == 0
+    finally:
+        reader.stop()
+        ours.close()
+        theirs.close()
