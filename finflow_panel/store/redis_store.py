@@ -120,6 +120,7 @@ class RedisStore(PortfolioStore):
         }
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
+        self._following = threading.Event()  # the change channel is subscribed
 
     def _call(self, fn):
         try:
@@ -209,6 +210,10 @@ class RedisStore(PortfolioStore):
                 target=self._listen, name="finflow-store-changes", daemon=True
             )
             self._listener.start()
+            # A change made right after this call must be heard: wait for Redis to
+            # confirm the subscription (a round trip; at once if Redis is down, and at
+            # most a second if it hangs).
+            self._following.wait(1.0)
         return super().subscribe(owner, listener)
 
     def _listen(self) -> None:
@@ -216,7 +221,7 @@ class RedisStore(PortfolioStore):
         channel = f"{self._prefix}changed"
         failing = False
         while not self._closed.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub()
             try:
                 pubsub.subscribe(channel)
                 if failing:
@@ -224,9 +229,14 @@ class RedisStore(PortfolioStore):
                     failing = False
                 while not self._closed.is_set():
                     message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    if message["type"] == "message":
                         self._notify(message["data"].decode())
+                    elif message["type"] == "subscribe":
+                        self._following.set()
             except self._redis_errors as error:
+                self._following.set()  # nothing to wait for
                 if not failing:  # one line an outage, not one a second
                     log.warning("portfolio store changes: %s; retrying every second", error)
                     failing = True
